@@ -1,0 +1,420 @@
+"""Load and save checkpoints; count parameters and stored bytes.
+
+`load` takes a Hugging Face hub id or a local folder (config.json + safetensors), including the
+folders `save` writes for compressed models. `save` writes safetensors + config + tokenizer +
+`compression.json` atomically: into a hidden sibling folder that is renamed into place.
+
+    >>> import compress, transformers
+    >>> config = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
+    ...     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+    >>> model = transformers.AutoModelForCausalLM.from_config(config)
+    >>> import tempfile, pathlib; out = pathlib.Path(tempfile.mkdtemp()) / "tiny"
+    >>> _ = compress.save(model, out)
+    >>> model, tokenizer, info = compress.load(out)
+    >>> info.params == sum(p.numel() for p in model.parameters())
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from compress.errors import ModelLoadError, UserError
+from compress.formats.base import PackedModule, build_packed
+
+MANIFEST_NAME = "compression.json"
+WEIGHTS_NAME = "model.safetensors"
+TASKS = ("auto", "causal-lm", "masked-lm", "base")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    source: str
+    architecture: str
+    model_type: str
+    params: int  # all parameters, shared tensors once, packed layers at their dense size
+    non_embedding_params: int  # without token/position embeddings and the output head (Kaplan)
+    dtype: str
+    weight_bytes: int  # bytes of parameters + persistent buffers as stored (packed bytes count)
+    compressed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Loaded(NamedTuple):
+    model: nn.Module
+    tokenizer: Any
+    info: ModelInfo
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+
+
+def _unique_tensors(model: nn.Module, include_buffers: bool):
+    seen: set[tuple[int, int]] = set()
+    tensors = list(model.named_parameters(remove_duplicate=False))
+    if include_buffers:
+        tensors += list(model.state_dict(keep_vars=True).items())
+    for name, tensor in tensors:
+        if tensor is None or tensor.device.type == "meta":
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset()) if tensor.numel() else (id(tensor), 0)
+        if key in seen:
+            continue
+        seen.add(key)
+        yield name, tensor
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of all parameters and persistent buffers as held (and saved), shared ones once."""
+    return sum(t.numel() * t.element_size() for _, t in _unique_tensors(model, include_buffers=True))
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(total, non_embedding) parameter counts at the dense architecture's size.
+
+    Packed layers count as the dense layer they replace. Non-embedding excludes every
+    `nn.Embedding` (tokens, positions) and the output head, as Kaplan et al. count N.
+    """
+    counted: set[int] = set()
+    total = 0
+    embedding = 0
+    for module in model.modules():
+        if isinstance(module, PackedModule):
+            total += module.logical_numel()
+            continue
+        for param in module.parameters(recurse=False):
+            if id(param) in counted:
+                continue
+            counted.add(id(param))
+            total += param.numel()
+            if isinstance(module, nn.Embedding):
+                embedding += param.numel()
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if output is not None:
+        if isinstance(output, PackedModule):
+            embedding += output.logical_numel()
+        else:
+            weight = getattr(output, "weight", None)
+            input_embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+            tied = weight is not None and input_embeddings is not None and weight is getattr(input_embeddings, "weight", None)
+            if weight is not None and not tied:
+                embedding += weight.numel()
+    return total, total - embedding
+
+
+def model_info(model: nn.Module, source: str = "") -> ModelInfo:
+    """Describe a model in memory: architecture, parameter counts, dtype, stored bytes."""
+    config = getattr(model, "config", None)
+    architectures = getattr(config, "architectures", None) or [type(model).__name__]
+    total, non_embedding = count_params(model)
+    floating = [p.dtype for p in model.parameters() if p.is_floating_point()]
+    return ModelInfo(
+        source=source,
+        architecture=architectures[0],
+        model_type=getattr(config, "model_type", "unknown"),
+        params=total,
+        non_embedding_params=non_embedding,
+        dtype=str(floating[0]).replace("torch.", "") if floating else "unknown",
+        weight_bytes=weight_bytes(model),
+        compressed=any(isinstance(m, PackedModule) for m in model.modules()),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _model_class(config, task: str):
+    import transformers
+
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+    if task == "auto":
+        architectures = " ".join(getattr(config, "architectures", None) or [])
+        if "MaskedLM" in architectures or (config.model_type in ("bert", "roberta", "distilbert", "deberta", "electra") and "CausalLM" not in architectures):
+            task = "masked-lm"
+        elif "CausalLM" in architectures or "LMHead" in architectures or config.model_type in _causal_lm_types():
+            task = "causal-lm"
+        else:
+            task = "base"
+    return {
+        "causal-lm": transformers.AutoModelForCausalLM,
+        "masked-lm": transformers.AutoModelForMaskedLM,
+        "base": transformers.AutoModel,
+    }[task]
+
+
+def _causal_lm_types() -> set[str]:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
+def _hub_error(source: str, error: Exception) -> ModelLoadError:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    why = "the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1)" if offline else "the Hugging Face Hub could not be reached or has no such model"
+    return ModelLoadError(
+        f"cannot load {source!r}: it is not a local folder and {why}. "
+        f"Download it on a connected machine and pass the folder, or check the id. ({first_line})"
+    )
+
+
+def _check_local_folder(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} has no config.json; pass a folder written by save_pretrained or compress.save")
+    has_safetensors = (path / WEIGHTS_NAME).is_file() or (path / "model.safetensors.index.json").is_file()
+    if not has_safetensors:
+        pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        hint = f" (found {', '.join(pickles)}: pickle files are never loaded; convert them to safetensors on a trusted machine)" if pickles else ""
+        raise ModelLoadError(f"{path} has no safetensors weights{hint}")
+
+
+def _load_tokenizer(source: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The `compression.json` of a local checkpoint folder, or None."""
+    manifest = Path(path) / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    try:
+        return json.loads(manifest.read_text())
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{manifest} is not valid JSON ({error}); the checkpoint is damaged") from error
+
+
+def load(
+    source: str | os.PathLike,
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    task: str = "auto",
+) -> Loaded:
+    """Load a checkpoint from a hub id or a local folder; returns (model, tokenizer, info).
+
+    Compressed checkpoints written by `compress.save` come back with their packed layers.
+    Weights are only read from safetensors; `trust_remote_code` must be asked for.
+
+        >>> model, tokenizer, info = load("EleutherAI/pythia-70m")  # doctest: +SKIP
+        >>> info.non_embedding_params  # doctest: +SKIP
+        18915328
+    """
+    import transformers
+
+    source_str = str(source)
+    path = Path(source_str).expanduser()
+    local = path.is_dir()
+    if not local and (source_str.startswith((".", "/", "~")) or path.suffix in (".json", ".safetensors")):
+        raise UserError(f"model folder {source_str!r} does not exist")
+    if isinstance(dtype, str):
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+            raise UserError(f"unknown dtype {dtype!r}; allowed: float32, float16, bfloat16")
+        dtype = getattr(torch, dtype)
+    if local:
+        _check_local_folder(path)
+    manifest = read_manifest(path) if local else None
+    try:
+        config = transformers.AutoConfig.from_pretrained(source_str, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        if local:
+            raise ModelLoadError(f"cannot read the config in {path}: {error}") from error
+        raise _hub_error(source_str, error) from error
+    model_class = _model_class(config, task)
+    if manifest and manifest.get("modules"):
+        model = _load_packed(path, config, model_class, manifest, dtype, trust_remote_code)
+    else:
+        kwargs = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        try:
+            model = model_class.from_pretrained(source_str, **kwargs)
+        except OSError as error:
+            if local:
+                raise ModelLoadError(f"cannot load weights from {path}: {error}") from error
+            raise _hub_error(source_str, error) from error
+    model.to(device)
+    model.eval()
+    tokenizer = _load_tokenizer(source_str, trust_remote_code)
+    return Loaded(model, tokenizer, model_info(model, source=source_str))
+
+
+def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_code) -> nn.Module:
+    from safetensors.torch import load_file
+
+    with _skip_init():
+        model = model_class.from_config(config, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
+    for name, spec in manifest["modules"].items():
+        try:
+            model.get_submodule(name)
+        except AttributeError as error:
+            raise ModelLoadError(f"{path / MANIFEST_NAME} names module {name!r}, which {config.model_type} models do not have") from error
+        model.set_submodule(name, build_packed(spec))
+    state = load_file(str(path / WEIGHTS_NAME))
+    result = model.load_state_dict(state, strict=False)
+    tied = set(_tied_names(model))
+    missing = [k for k in result.missing_keys if k not in tied]
+    if missing or result.unexpected_keys:
+        raise ModelLoadError(
+            f"{path / WEIGHTS_NAME} does not match its manifest: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
+    if tied and hasattr(model, "tie_weights"):
+        model.tie_weights()
+    return model
+
+
+class _skip_init:
+    """Skip random initialisation of weights that the checkpoint overwrites anyway."""
+
+    def __enter__(self):
+        self._saved = {}
+        for module in (nn.init,):
+            for name in ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "zeros_", "ones_", "constant_"):
+                self._saved[(module, name)] = getattr(module, name)
+                setattr(module, name, lambda tensor, *args, **kwargs: tensor)
+        return self
+
+    def __exit__(self, *exc):
+        for (module, name), fn in self._saved.items():
+            setattr(module, name, fn)
+        return False
+
+
+def _tied_names(model: nn.Module) -> list[str]:
+    """State-dict names that are aliases of an earlier tensor (tied embeddings)."""
+    seen: dict[tuple[int, int], str] = {}
+    aliases = []
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor is None or tensor.numel() == 0:
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        if key in seen:
+            aliases.append(name)
+        else:
+            seen[key] = name
+    return aliases
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata
+
+    versions = {}
+    for package in ("scalecompress", "torch", "transformers", "safetensors"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def save(
+    model: nn.Module,
+    out_dir: str | os.PathLike,
+    *,
+    tokenizer: Any = None,
+    manifest: dict[str, Any] | None = None,
+) -> Path:
+    """Write model (+ tokenizer) to `out_dir` atomically; returns the folder.
+
+    `compression.json` holds `manifest` (recipe, pass reports, source model) plus the packed
+    modules' specs, library versions and the measured weight bytes. An interrupted save leaves
+    the previous folder (or none), never a half-written one.
+
+        >>> save(model, "out/tiny-rtn4", tokenizer=tokenizer, manifest={"source_model": "tiny"})  # doctest: +SKIP
+    """
+    from safetensors.torch import save_file
+
+    out = Path(out_dir).expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in [*out.parent.glob(f".{out.name}.partial-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)  # debris of an earlier, interrupted save
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        aliases = set(_tied_names(model))
+        tensors = {
+            name: tensor.detach().to("cpu").contiguous()
+            for name, tensor in model.state_dict().items()
+            if name not in aliases and tensor is not None
+        }
+        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+        if getattr(model, "config", None) is not None:
+            model.config.save_pretrained(staging)
+        generation_config = getattr(model, "generation_config", None)
+        if generation_config is not None:
+            try:
+                generation_config.save_pretrained(staging)
+            except ValueError:
+                pass  # an invalid generation config must not block saving the weights
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        packed = {name: {"format": m.format_name, **m.spec()} for name, m in model.named_modules() if isinstance(m, PackedModule)}
+        info = model_info(model)
+        document = {
+            "schema": 1,
+            **(manifest or {}),
+            "modules": packed,
+            "weight_bytes": info.weight_bytes,
+            "weights_file_bytes": (staging / WEIGHTS_NAME).stat().st_size,
+            "params": info.params,
+            "non_embedding_params": info.non_embedding_params,
+            "versions": _versions(),
+        }
+        _write_json(staging / MANIFEST_NAME, document)
+        _fsync_dir(staging)
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    with open(path, "w") as handle:
+        json.dump(document, handle, indent=2, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_file():
+            with open(child, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Replace `out` by `staging`: only whole folders are ever visible under `out`'s name."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a folder; choose another --out")
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(out, retired)
+    os.rename(staging, out)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -1,0 +1,24 @@
+"""Pass configs by name, for library users: `compress.passes.RTNConfig(bits=4)`.
+
+Each pass lives in its own file under `quantization/`, `pruning/` or `distillation/`;
+this module only re-exports the config classes (imported on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_CONFIGS = {
+    "RTNConfig": "compress.passes.quantization.rtn",
+    "MagnitudeConfig": "compress.passes.pruning.magnitude",
+}
+
+__all__ = sorted(_CONFIGS)
+
+
+def __getattr__(name: str):
+    if name not in _CONFIGS:
+        raise AttributeError(f"module 'compress.passes' has no attribute {name!r}; configs: {', '.join(__all__)}")
+    value = getattr(importlib.import_module(_CONFIGS[name]), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,254 @@
+"""Run a recipe end to end: dense family → compressed variants → benchmarks → curve → report.
+
+A recipe becomes a list of jobs (one per (model, variant)); each job loads its model, applies
+the variant's passes, benchmarks it and appends one record to the results store. A rerun skips
+the jobs already recorded, and `shard=(i, n)` runs every n-th job so any scheduler can spread
+a sweep (each shard writes its own results file; reports read them all).
+
+    >>> from compress.recipe import Recipe
+    >>> from compress.sweep import plan_jobs
+    >>> recipe = Recipe.from_yaml_text("version: 1\\nmodel: gpt2\\npasses: [{pass: rtn}]\\n")
+    >>> [(job.model, job.variant_name) for job in plan_jobs(recipe)]
+    [('gpt2', 'dense'), ('gpt2', 'rtn-w4-g128')]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UserError
+from compress.recipe import Recipe, Variant
+
+DENSE = "dense"
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str  # name in results (ladder member name, or the model id/folder)
+    source: str  # what compress.load takes
+    variant: Variant | None  # None = the dense model as it is
+    family: str | None = None
+
+    @property
+    def variant_name(self) -> str:
+        return self.variant.name if self.variant else DENSE
+
+
+@dataclass
+class SweepResult:
+    out: Path
+    records: list[dict[str, Any]]
+    ran: int
+    skipped: int
+    gate_failures: list[str] = field(default_factory=list)
+    report: dict[str, Any] | None = None
+    saved_model: Path | None = None
+
+
+def _select_members(members: list, choice: str | int | list[str]) -> list:
+    ordered = sorted(members, key=lambda m: m.non_embedding_params)
+    if choice == "all":
+        return ordered
+    if isinstance(choice, int):
+        return ordered[-choice:]
+    names = {m.name for m in members}
+    unknown = [n for n in choice if n not in names]
+    if unknown:
+        raise UserError(f"compress: members {unknown} are not in the ladder; members: {', '.join(sorted(names))}")
+    return [m for m in ordered if m.name in choice]
+
+
+def plan_jobs(recipe: Recipe, *, model: str | None = None, ladder=None) -> list[Job]:
+    """The (model, variant) jobs of a recipe, dense baselines first, in a fixed order."""
+    jobs: list[Job] = []
+    model = model or recipe.model
+    family = getattr(ladder, "family", None)
+    members = list(getattr(ladder, "members", []) or [])
+    for member in sorted(members, key=lambda m: m.non_embedding_params):
+        jobs.append(Job(member.name, str(member.path), None, family))
+    if model:
+        targets = [(model, model, None)]
+    else:
+        targets = [(m.name, str(m.path), family) for m in _select_members(members, recipe.compress)]
+    for name, source, target_family in targets:
+        if model:
+            jobs.append(Job(name, source, None, None))
+        for variant in recipe.variants:
+            jobs.append(Job(name, source, variant, target_family))
+    unique: dict[tuple[str, str], Job] = {}
+    for job in jobs:
+        unique.setdefault((job.model, job.variant_name), job)
+    return list(unique.values())
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'2/4' -> (1, 4) (zero-based index); None -> (0, 1)."""
+    if not text:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r} must look like i/n, e.g. 1/4 (shards are numbered from 1)") from None
+    if not 1 <= index <= count:
+        raise UserError(f"--shard {text!r}: i must be between 1 and n")
+    return index - 1, count
+
+
+def results_path(out: Path, shard: tuple[int, int]) -> Path:
+    index, count = shard
+    return out / ("results.jsonl" if count == 1 else f"results.shard-{index + 1}-of-{count}.jsonl")
+
+
+def load_all_records(out: Path) -> list[dict[str, Any]]:
+    """Every record of a sweep's output folder, all shards merged."""
+    from compress.bench.results import ResultsStore
+
+    records: list[dict[str, Any]] = []
+    for path in sorted(out.glob("results*.jsonl")):
+        records.extend(ResultsStore(path).records())
+    return records
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    out: str | Path | None = None,
+    model: str | None = None,
+    device: str | None = None,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    log=print,
+) -> SweepResult:
+    """Run every job of `recipe` not yet in the results store, then write the report."""
+    from compress.bench.config import BenchConfig
+    from compress.bench.results import ResultsStore
+
+    out_dir = Path(out or recipe.out or Path("scalecompress-out") / Path(recipe.source_file or "recipe").stem)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "recipe.yaml").write_text(recipe.to_yaml())
+    bench_fields = dict(recipe.bench)
+    if device:
+        bench_fields["device"] = device
+    bench_config = BenchConfig(**bench_fields)
+    ladder = _ladder(recipe, progress)
+    jobs = plan_jobs(recipe, model=model, ladder=ladder)
+    index, count = shard
+    jobs = jobs[index::count]
+    store = ResultsStore(results_path(out_dir, shard))
+    scenario = bench_config.scenario_id()
+    ran = skipped = 0
+    saved_model = None
+    single = (model or recipe.model) is not None and len(recipe.variants) == 1
+    for number, job in enumerate(jobs, 1):
+        label = f"[{number}/{len(jobs)}] {job.model} / {job.variant_name}"
+        if store.has(job.model, job.variant_name, bench_config.device, scenario):
+            skipped += 1
+            log(f"{label}: already in {store.path.name}, skipped")
+            continue
+        started = time.perf_counter()
+        record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None, progress)
+        saved_model = saved or saved_model
+        store.append(record)
+        ran += 1
+        log(f"{label}: done in {time.perf_counter() - started:.1f}s")
+    records = [r for r in load_all_records(out_dir) if r.get("scenario") == scenario]
+    result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
+    result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
+    if ladder is not None and count == 1:
+        result.report = _report(records, out_dir, recipe)
+    return result
+
+
+def _ladder(recipe: Recipe, progress: bool):
+    if not recipe.ladder:
+        return None
+    from compress.scaling.ladder import load_ladder
+
+    return load_ladder(recipe.ladder, progress=progress)
+
+
+def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, progress: bool):
+    import compress
+    from compress.bench import bench
+
+    model, tokenizer, info = compress.load(job.source, device="cpu", trust_remote_code=recipe.trust_remote_code)
+    fields: dict[str, Any] = {
+        "family": job.family,
+        "source_model": job.model,
+        "method": DENSE,
+        "bits": None,
+        "group_size": None,
+        "sparsity": None,
+        "params": info.params,
+        "non_embedding_params": info.non_embedding_params,
+        "path": job.source,
+        "passes": [],
+    }
+    saved = None
+    if job.variant is not None:
+        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=progress)
+        fields.update(describe_variant(job.variant, reports))
+        if save_to is not None:
+            saved = compress.save(
+                model,
+                save_to / "model",
+                tokenizer=tokenizer,
+                manifest={"source_model": job.source, "recipe": recipe.to_dict(), "passes": [r.to_dict() for r in reports]},
+            )
+            fields["path"] = str(saved)
+    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=progress, **fields)
+    return record, saved
+
+
+def describe_variant(variant: Variant, reports: list) -> dict[str, Any]:
+    """Method, bits, group size and measured sparsity of a variant, for its results record."""
+    methods = [p.pass_name for p in variant.passes]
+    fields: dict[str, Any] = {"method": "+".join(methods), "passes": [p.to_recipe_dict() for p in variant.passes]}
+    for config, report in zip(variant.passes, reports):
+        if hasattr(config, "bits"):
+            fields["bits"] = config.bits
+            fields["group_size"] = getattr(config, "group_size", None)
+        sparsity = report.details.get("sparsity") if report.details else None
+        if sparsity is not None:
+            fields["sparsity"] = sparsity
+    return fields
+
+
+def check_gate(records: list[dict[str, Any]], max_increase: float | None) -> list[str]:
+    """Variants whose perplexity rose by more than `max_increase` over their dense source."""
+    if max_increase is None:
+        return []
+    dense = {(r["model"], r["device"]): r for r in records if r.get("variant") == DENSE}
+    failures = []
+    for record in records:
+        base = dense.get((record.get("source_model"), record.get("device")))
+        if record.get("variant") == DENSE or base is None or not base.get("perplexity") or record.get("perplexity") is None:
+            continue
+        increase = record["perplexity"] / base["perplexity"] - 1
+        if increase > max_increase:
+            failures.append(
+                f"{record['model']} / {record['variant']}: perplexity {record['perplexity']:.3f} is "
+                f"{increase:+.1%} over dense {base['perplexity']:.3f} (gate: +{max_increase:.1%})"
+            )
+    return failures
+
+
+def _report(records: list[dict[str, Any]], out_dir: Path, recipe: Recipe) -> dict[str, Any] | None:
+    dense = [r for r in records if r.get("variant") == DENSE and r.get("family")]
+    if len(dense) < 3:
+        return None
+    from compress.scaling.report import write_report
+
+    budget = {
+        key: value
+        for key, value in (
+            ("max_weight_bytes", recipe.report.max_weight_bytes),
+            ("max_decode_ms", recipe.report.max_decode_ms),
+            ("max_energy_j_per_token", recipe.report.max_energy_j_per_token),
+        )
+        if value is not None
+    }
+    return write_report(records, out_dir, params=recipe.report.params, metric=recipe.report.metric, budget=budget or None)
