@@ -135,7 +135,7 @@ def _print_result(result) -> None:
         recommendation = result.report.get("recommendation")
         if recommendation:
             print(f"\nrecommendation: {recommendation}")
-        for key in ("report_md", "report_html"):
+        for key in ("markdown", "html"):
             if result.report.get(key):
                 print(f"report: {result.report[key]}")
 

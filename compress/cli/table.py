@@ -1,20 +1,10 @@
-"""Plain-text tables and human byte sizes for the CLI (no dependency, copy-paste friendly)."""
+"""Plain-text tables for the CLI (no dependency, copy-paste friendly)."""
 
 from __future__ import annotations
 
 import sys
 
-
-def format_bytes(value: int | float | None) -> str:
-    """1536 -> '1.5 KiB'; None -> '-'."""
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+from compress.units import format_bytes  # noqa: F401 - one byte format everywhere
 
 
 def print_table(rows: list[list], headers: list[str], file=None) -> None:

@@ -37,11 +37,11 @@ class PassConfig(BaseModel):
     def tag(self) -> str:
         """Short, readable name for variants: the pass name and the fields set off their default."""
         parts = [self.pass_name]
-        for name, field in type(self).model_fields.items():
+        for name, info in type(self).model_fields.items():
             if name in ("version", "targets", "ignore"):
                 continue
             value = getattr(self, name)
-            if value != field.get_default(call_default_factory=True):
+            if value != info.get_default(call_default_factory=True):
                 parts.append(f"{name}{value}")
         return "-".join(parts)
 

@@ -1,0 +1,58 @@
+import pytest
+from scaling_synthetic import SIZES, VARIANTS, synthetic_records
+
+from compress.errors import UserError
+from compress.units import format_count
+from compress.scaling.report import write_report
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return out, write_report(synthetic_records(), out)
+
+
+def test_files_written(report):
+    out, paths = report
+    assert paths["markdown"] == out / "report.md" and paths["html"] == out / "report.html"
+    assert len(paths["plots"]) == 8 and all(p.stat().st_size > 0 for p in paths["plots"])
+    assert not [p for p in out.rglob(".*")]  # no temp files left behind
+
+
+def test_markdown_states_fit_and_effective_params(report):
+    text = report[1]["markdown"].read_text()
+    assert "N = non-embedding parameters" in text
+    assert "| saturating | 2 | 40 | 0.4500 | 1.0000 | bits_per_byte | non-embedding params |" in text
+    for n in SIZES[-2:]:
+        for variant, (*_, ratio, _bytes) in VARIANTS.items():
+            assert f"| {variant} |" in text
+            assert format_count(ratio * n) in text
+    assert "![bits_per_byte vs parameters](plots/bits_per_byte_vs_params.png)" in text
+    assert "### Pareto sets" in text
+
+
+def test_default_budget_and_recommendation(report):
+    text = report[1]["markdown"].read_text()
+    assert "Budget: weight_bytes ≤ 5 MB (default: the weight bytes of the second-largest dense model (toy-1000k)" in text
+    assert "**toy-2500k rtn-w8**" in text
+    assert report[1]["recommendation"].startswith("toy-2500k rtn-w8 on cpu")
+    assert report[1]["fits"][0]["alpha"] == pytest.approx(0.45, abs=1e-6)
+
+
+def test_html_is_self_contained(report):
+    html = report[1]["html"].read_text()
+    assert html.count("data:image/png;base64,") == 4
+    assert 'src="plots/' not in html and "<table>" in html and "<strong>toy-2500k rtn-w8</strong>" in html
+
+
+def test_budget_that_nothing_meets_is_stated(tmp_path):
+    records = [r for r in synthetic_records() if r["variant"] == "dense"]
+    paths = write_report(records, tmp_path, params="total", budget={"max_weight_bytes": 1000})
+    text = paths["markdown"].read_text()
+    assert "nothing fits: the smallest model" in text and "N = total parameters" in text
+    assert paths["recommendation"].startswith("nothing fits")
+
+
+def test_unknown_metric_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="measured: bits_per_byte"):
+        write_report(synthetic_records(), tmp_path, metric="acc_norm")
