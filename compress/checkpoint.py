@@ -268,7 +268,10 @@ def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_
             model.get_submodule(name)
         except AttributeError as error:
             raise ModelLoadError(f"{path / MANIFEST_NAME} names module {name!r}, which {config.model_type} models do not have") from error
-        model.set_submodule(name, build_packed(spec))
+        packed = build_packed(spec)
+        if dtype is not None:
+            packed.to(dtype)  # biases follow the model's dtype; packed codes and fp16 scales keep theirs
+        model.set_submodule(name, packed)
     state = load_file(str(path / WEIGHTS_NAME))
     result = model.load_state_dict(state, strict=False)
     tied = set(_tied_names(model))

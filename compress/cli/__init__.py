@@ -74,18 +74,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _click_exceptions():
-    import click
+def _click_module():
+    # Recent typer releases vendor click as typer._click; older ones use click itself.
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions
+    return exceptions
 
-    return (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+def _click_exceptions():
+    return (_click_module().ClickException, typer.Exit, typer.Abort)
 
 
 def _click_exit(error) -> int:
-    import click
-
-    if isinstance(error, click.exceptions.Exit):
+    if isinstance(error, typer.Exit):
         return error.exit_code
-    if isinstance(error, click.exceptions.Abort):
+    if isinstance(error, typer.Abort):
         return 130
     error.show()
-    return 2 if isinstance(error, click.exceptions.UsageError) else error.exit_code
+    return 2 if isinstance(error, _click_module().UsageError) else error.exit_code

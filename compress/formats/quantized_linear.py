@@ -1,0 +1,305 @@
+"""`QuantizedLinear`: a linear layer whose weight is 2–8-bit integer codes, packed, with fp16
+group scales (and zero points), that computes with them without a dense copy.
+
+Saved state (format "packed_int", portable across machines):
+  qweight  uint8 (out, packed bytes per row)   codes packed as in `compress.formats.packing`
+  scales   fp16  (out, groups)
+  zeros    fp16  (out, groups), integer values  asymmetric grids only
+  bias     the model's dtype (out,)             when the original layer had one
+
+How it computes:
+- CPU, few rows per call (decoding; up to KERNEL_MAX_ROWS, or KERNEL_MAX_ROWS_SPLIT at 5–8
+  bits): PyTorch's int4 CPU kernel with bf16 activations (`compress.formats.cpu_int4`).
+  4-bit codes run as they are; 2- and 3-bit codes shifted by `8 - zero` (still 0..15), so no
+  zero term is rounded to bf16; 5–8-bit codes as their high and low nibbles concatenated along
+  the input (one call, activations fed twice), the zero offset split over two bf16 terms so it
+  stays exact to ~2**-18. On the first such call the portable `qweight` is converted and then
+  released: RAM holds one packed copy (4 bits per weight for 2–4-bit codes, 8 for 5–8) plus a
+  bf16 scale table, and `state_dict()` rebuilds the portable bytes.
+- More rows (long prefills), CUDA, gradients, or shapes the kernel refuses (out not a multiple
+  of 16, no group of 32..256 dividing the input): dequantize to the activation dtype and call
+  `F.linear`. Nothing dense is kept between calls.
+
+    >>> import torch
+    >>> codes = torch.randint(0, 16, (32, 64), dtype=torch.uint8)
+    >>> layer = QuantizedLinear.from_codes(codes, torch.full((32, 1), 0.01).half(), torch.full((32, 1), 8.0).half(), bits=4, group_size=None)
+    >>> layer(torch.randn(2, 5, 64)).shape
+    torch.Size([2, 5, 32])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compress.errors import ScaleCompressError
+from compress.formats import cpu_int4
+from compress.formats.affine import dequantize_codes, expand_groups, group_count
+from compress.formats.base import PackedModule, register_format
+from compress.formats.packing import (
+    SUPPORTED_BITS,
+    pack_codes,
+    packed_columns,
+    unpack_codes,
+)
+
+# Rows per call up to which the int4 kernel beats dequantize + fp32 GEMM (2-core AVX2,
+# 2048x2048, 1 thread: at 64 rows the 4-bit kernel took ~20 ms against ~30 ms, the crossing is
+# near 250 rows; the 8-bit two-nibble form does twice the work and loses from ~20 rows).
+KERNEL_MAX_ROWS = 128
+KERNEL_MAX_ROWS_SPLIT = 16
+_FIXED_DTYPE_BUFFERS = ("scales", "zeros")  # fp16 by format: model.to(bf16) must not cast them
+SPEC_VERSION = 1
+
+
+@dataclass
+class _KernelWeight:
+    packed: torch.Tensor  # the op's layout of (out, columns) 4-bit codes
+    scale_zeros: torch.Tensor  # bf16 (columns / group_size, out, 2)
+    group_size: int
+    columns: int  # in_features, or 2 * in_features when codes run as two nibbles
+    max_elements: int  # inputs with more elements (rows x in) take the dequantize path
+
+
+@register_format
+class QuantizedLinear(PackedModule):
+    """A linear layer with packed integer weights; see the module docstring for the layout."""
+
+    format_name = "packed_int"
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bits: int = 4,
+        group_size: int | None = 128,
+        symmetric: bool = False,
+        bias: bool = False,
+        bias_dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ):
+        super().__init__()
+        if bits not in SUPPORTED_BITS:
+            raise ScaleCompressError(f"QuantizedLinear: bits={bits} is not supported; allowed 2..8")
+        if group_size is not None and group_size < 1:
+            raise ScaleCompressError(f"QuantizedLinear: group_size={group_size} must be positive or None")
+        self.in_features, self.out_features = in_features, out_features
+        self.bits, self.group_size, self.symmetric = bits, group_size, symmetric
+        groups = group_count(in_features, group_size)
+        self.register_buffer("qweight", torch.zeros(out_features, packed_columns(in_features, bits), dtype=torch.uint8, device=device))
+        self.register_buffer("scales", torch.ones(out_features, groups, dtype=torch.float16, device=device))
+        zeros = None if symmetric else torch.full((out_features, groups), 2 ** (bits - 1), dtype=torch.float16, device=device)
+        self.register_buffer("zeros", zeros)
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=bias_dtype, device=device)) if bias else None
+        self._kernel: _KernelWeight | None = None
+        self._kernel_refused = False
+
+    # -- building and describing -----------------------------------------------------------
+
+    @classmethod
+    def from_codes(
+        cls,
+        codes: torch.Tensor,
+        scales: torch.Tensor,
+        zeros: torch.Tensor | None,
+        *,
+        bits: int,
+        group_size: int | None,
+        symmetric: bool = False,
+        bias: torch.Tensor | None = None,
+    ) -> QuantizedLinear:
+        """A layer from codes (out, in), scales and zeros (out, groups) and an optional bias."""
+        out_features, in_features = codes.shape
+        groups = group_count(in_features, group_size)
+        if tuple(scales.shape) != (out_features, groups) or (not symmetric and (zeros is None or tuple(zeros.shape) != (out_features, groups))):
+            raise ScaleCompressError(f"QuantizedLinear.from_codes: scales/zeros must be ({out_features}, {groups}) for codes {tuple(codes.shape)}")
+        layer = cls(
+            in_features,
+            out_features,
+            bits=bits,
+            group_size=group_size,
+            symmetric=symmetric,
+            bias=bias is not None,
+            bias_dtype=bias.dtype if bias is not None else torch.float32,
+            device=codes.device,
+        )
+        layer.qweight.copy_(pack_codes(codes, bits))
+        layer.scales.copy_(scales)
+        if not symmetric:
+            layer.zeros.copy_(zeros)
+        if bias is not None:
+            layer.bias.data.copy_(bias.detach())
+        return layer
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "version": SPEC_VERSION,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bits": self.bits,
+            "group_size": self.group_size,
+            "symmetric": self.symmetric,
+            "bias": self.bias is not None,
+            "bias_dtype": str(self.bias.dtype if self.bias is not None else torch.float32).removeprefix("torch."),
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> QuantizedLinear:
+        if spec.get("version", SPEC_VERSION) > SPEC_VERSION:
+            raise ScaleCompressError(f"packed_int layer spec version {spec['version']} is newer than this scalecompress (knows {SPEC_VERSION}); upgrade it")
+        try:
+            bias_dtype = getattr(torch, spec.get("bias_dtype", "float32"))
+            return cls(
+                int(spec["in_features"]),
+                int(spec["out_features"]),
+                bits=int(spec["bits"]),
+                group_size=spec.get("group_size"),
+                symmetric=bool(spec.get("symmetric", False)),
+                bias=bool(spec.get("bias", False)),
+                bias_dtype=bias_dtype,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ScaleCompressError(f"damaged packed_int layer spec {spec!r}: {error}") from error
+
+    def extra_repr(self) -> str:
+        grouping = f"group_size={self.group_size}" if self.group_size else "per_channel"
+        kernel = "cpu-int4" if self._kernel is not None else "dequantize"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}, {grouping}, symmetric={self.symmetric}, bias={self.bias is not None}, compute={kernel}"
+
+    # -- reading the weight ----------------------------------------------------------------
+
+    def codes(self) -> torch.Tensor:
+        """The integer codes, uint8 (out, in), from whichever layout is held."""
+        if self._buffers.get("qweight") is not None:
+            return unpack_codes(self.qweight, self.bits, self.in_features)
+        kernel = self._kernel
+        nibbles = cpu_int4.from_kernel_layout(kernel.packed, self.out_features, kernel.columns)
+        if self.bits < 4:
+            return nibbles - self._code_shift()
+        if kernel.columns == self.in_features:
+            return nibbles
+        return (nibbles[:, : self.in_features] << 4) | nibbles[:, self.in_features :]
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """A dense copy of the weight, (out_features, in_features), in `dtype`."""
+        return dequantize_codes(self.codes(), self.scales, self.zeros, self.group_size, self.bits, dtype)
+
+    def memory_bytes(self) -> int:
+        """Bytes held now, including the kernel's layout once converted (saved bytes may differ)."""
+        held = [t for t in (*self._buffers.values(), *self._parameters.values()) if t is not None]
+        if self._kernel is not None:
+            held += [self._kernel.packed, self._kernel.scale_zeros]
+        return sum(t.numel() * t.element_size() for t in held)
+
+    # -- computing -------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = self._kernel if self._kernel is not None or self._kernel_refused else self._kernel_weight()
+        if kernel is not None and x.is_cpu and 0 < x.numel() <= kernel.max_elements and not (x.requires_grad and torch.is_grad_enabled()):
+            return self._kernel_forward(x, kernel)
+        bias = self.bias.to(x.dtype) if self.bias is not None else None
+        return F.linear(x, self.dequantize(x.dtype), bias)
+
+    def _kernel_forward(self, x: torch.Tensor, kernel: _KernelWeight) -> torch.Tensor:
+        # Hot path of decoding: as few tensor ops and Python calls as possible.
+        flat = (x if x.dim() == 2 else x.reshape(-1, self.in_features)).to(torch.bfloat16)
+        if kernel.columns != self.in_features:
+            flat = torch.cat([flat, flat], dim=1)
+        elif not flat.is_contiguous():
+            flat = flat.contiguous()
+        y = cpu_int4.int4_matmul(flat, kernel.packed, kernel.group_size, kernel.scale_zeros)
+        if x.dtype != torch.bfloat16:
+            y = y.to(x.dtype)
+        if self.bias is not None:
+            y = y + self.bias if self.bias.dtype == y.dtype else y + self.bias.to(y.dtype)
+        return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
+
+    def _kernel_weight(self) -> _KernelWeight | None:
+        """The kernel's form of the weight, converted on first use; None where it cannot run."""
+        if self._kernel is not None or self._kernel_refused:
+            return self._kernel
+        group = cpu_int4.kernel_group_size(self.in_features, self.group_size)
+        if not cpu_int4.kernel_available() or group is None or self.out_features % cpu_int4.ROW_MULTIPLE or self.qweight.device.type != "cpu":
+            self._kernel_refused = True
+            return None
+        codes = self.codes()
+        if self.bits < 4:
+            nibbles = codes + self._code_shift()
+        elif self.bits == 4:
+            nibbles = codes
+        else:
+            nibbles = torch.cat([codes >> 4, codes & 0xF], dim=1)
+        packed = cpu_int4.to_kernel_layout(nibbles)
+        max_rows = KERNEL_MAX_ROWS if self.bits <= 4 else KERNEL_MAX_ROWS_SPLIT
+        self._kernel = _KernelWeight(packed, self._scale_zero_table(group), group, nibbles.shape[1], max_rows * self.in_features)
+        restored = cpu_int4.from_kernel_layout(packed, self.out_features, nibbles.shape[1])
+        if restored is not None and torch.equal(restored, nibbles):
+            self._buffers["qweight"] = None  # one packed copy in RAM; state_dict rebuilds it
+        return self._kernel
+
+    def _scale_zero_table(self, group: int) -> torch.Tensor:
+        """The op's (columns / group, out, 2) bf16 table of (scale, zero) for `(q - 8) * scale + zero`."""
+        index = torch.arange(self.in_features // group) * group
+        index = index // self.group_size if self.group_size is not None else torch.zeros_like(index)
+        scale = self.scales[:, index].float().bfloat16().float()
+        zero = float(2 ** (self.bits - 1)) if self.zeros is None else self.zeros[:, index].float()
+        if self.bits < 4:
+            scales, offsets = scale, torch.zeros_like(scale)  # codes were shifted by 8 - zero
+        elif self.bits == 4:
+            scales, offsets = scale, ((8 - zero) * scale).bfloat16()
+        else:
+            # q = 16 * high + low: (high - 8) * 16s + (low - 8) * s + offset_a + offset_b = (q - zero) * s
+            offset = (136 - zero) * scale
+            offset_a = offset.bfloat16()
+            offset_b = (offset - offset_a.float()).bfloat16()  # what bf16 rounding of offset_a lost
+            scales = torch.cat([16 * scale, scale], dim=1)
+            offsets = torch.cat([offset_a, offset_b], dim=1)
+        table = torch.stack([scales.bfloat16(), offsets.bfloat16()], dim=-1)  # (out, columns / group, 2)
+        return table.transpose(0, 1).contiguous()
+
+    def _code_shift(self) -> torch.Tensor:
+        """2- and 3-bit codes run shifted by 8 - zero (still within 0..15), so the kernel's
+        `(q - 8) * scale` needs no zero term and no bf16 rounding of one."""
+        if self.zeros is None:
+            return torch.tensor(8 - 2 ** (self.bits - 1), dtype=torch.uint8)
+        return (8 - expand_groups(self.zeros, self.in_features, self.group_size)).to(torch.uint8)
+
+    def _release_kernel(self) -> None:
+        """Back to the portable layout only (before a device move, a load, ...)."""
+        if self._kernel is None:
+            return
+        if self._buffers.get("qweight") is None:
+            self._buffers["qweight"] = pack_codes(self.codes(), self.bits)
+        self._kernel = None
+
+    # -- torch.nn.Module hooks: portable bytes in, portable bytes out -----------------------
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self._buffers.get("qweight") is None and self._kernel is not None:
+            destination[prefix + "qweight"] = pack_codes(self.codes(), self.bits)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._release_kernel()
+        self._kernel_refused = False
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _apply(self, fn, recurse=True):
+        self._release_kernel()
+        self._kernel_refused = False
+        fixed = {name: self._buffers[name] for name in _FIXED_DTYPE_BUFFERS if self._buffers.get(name) is not None}
+        for name in fixed:
+            self._buffers[name] = None
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            for name, tensor in fixed.items():
+                # Learn the target device from an empty probe, so fp16 values are never cast.
+                device = fn(torch.empty(0, dtype=tensor.dtype, device=tensor.device)).device
+                self._buffers[name] = torch.empty_like(tensor, device=device) if tensor.is_meta else tensor.to(device)
+        return self

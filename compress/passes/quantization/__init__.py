@@ -1,0 +1,1 @@
+"""Weight quantization passes (one algorithm per file) and the grid maths they share (`grid`)."""
