@@ -14,13 +14,18 @@ a sweep (each shard writes its own results file; reports read them all).
 
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from compress.errors import UserError
 from compress.recipe import Recipe, Variant
+from compress.units import format_bytes
 
 DENSE = "dense"
 
@@ -142,18 +147,24 @@ def run_recipe(
     ran = skipped = 0
     saved_model = None
     single = (model or recipe.model) is not None and len(recipe.variants) == 1
-    for number, job in enumerate(jobs, 1):
-        label = f"[{number}/{len(jobs)}] {job.model} / {job.variant_name}"
-        if store.has(job.model, job.variant_name, bench_config.device, scenario):
-            skipped += 1
-            log(f"{label}: already in {store.path.name}, skipped")
-            continue
-        started = time.perf_counter()
-        record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None, progress)
-        saved_model = saved or saved_model
-        store.append(record)
-        ran += 1
-        log(f"{label}: done in {time.perf_counter() - started:.1f}s")
+    bar = tqdm(total=len(jobs), desc="jobs", unit="job", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    with _quiet_transformers(), bar:
+        for number, job in enumerate(jobs, 1):
+            label = f"[{number}/{len(jobs)}] {job.model} / {job.variant_name}"
+            bar.set_postfix_str(f"{job.model} / {job.variant_name}")
+            if store.has(job.model, job.variant_name, bench_config.device, scenario):
+                skipped += 1
+                bar.write(f"{label}: already in {store.path.name}, skipped") if progress else log(f"{label}: skipped (recorded)")
+                bar.update()
+                continue
+            started = time.perf_counter()
+            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None)
+            saved_model = saved or saved_model
+            store.append(record)
+            ran += 1
+            message = f"{label}: {_summary(record)} ({time.perf_counter() - started:.1f}s)"
+            bar.write(message) if progress else log(message)
+            bar.update()
     records = [r for r in load_all_records(out_dir) if r.get("scenario") == scenario]
     result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
     result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
@@ -170,7 +181,34 @@ def _ladder(recipe: Recipe, progress: bool):
     return load_ladder(recipe.ladder, progress=progress)
 
 
-def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, progress: bool):
+def _summary(record: dict[str, Any]) -> str:
+    parts = []
+    for key, label, digits in (("bits_per_byte", "bpb", 3), ("acc", "acc", 3), ("decode_ms_per_token", "ms/tok", 2)):
+        if record.get(key) is not None:
+            parts.append(f"{label} {record[key]:.{digits}f}")
+    if record.get("weight_bytes"):
+        parts.append(format_bytes(record["weight_bytes"]))
+    return ", ".join(parts)
+
+
+@contextmanager
+def _quiet_transformers():
+    """Inside a sweep one bar tracks the jobs; transformers' own bars and warnings would bury it."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None):
     import compress
     from compress.bench import bench
 
@@ -189,7 +227,7 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, progr
     }
     saved = None
     if job.variant is not None:
-        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=progress)
+        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False)
         fields.update(describe_variant(job.variant, reports))
         if save_to is not None:
             saved = compress.save(
@@ -199,7 +237,7 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, progr
                 manifest={"source_model": job.source, "recipe": recipe.to_dict(), "passes": [r.to_dict() for r in reports]},
             )
             fields["path"] = str(saved)
-    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=progress, **fields)
+    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False, **fields)
     return record, saved
 
 
