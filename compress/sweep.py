@@ -53,8 +53,13 @@ class SweepResult:
     saved_model: Path | None = None
 
 
+def _by_size(member) -> tuple[bool, int]:
+    # Hub ladders leave sizes empty until measured: keep their YAML (smallest-first) order.
+    return (member.non_embedding_params is None, member.non_embedding_params or 0)
+
+
 def _select_members(members: list, choice: str | int | list[str]) -> list:
-    ordered = sorted(members, key=lambda m: m.non_embedding_params)
+    ordered = sorted(members, key=_by_size)
     if choice == "all":
         return ordered
     if isinstance(choice, int):
@@ -72,7 +77,7 @@ def plan_jobs(recipe: Recipe, *, model: str | None = None, ladder=None) -> list[
     model = model or recipe.model
     family = getattr(ladder, "family", None)
     members = list(getattr(ladder, "members", []) or [])
-    for member in sorted(members, key=lambda m: m.non_embedding_params):
+    for member in sorted(members, key=_by_size):
         jobs.append(Job(member.name, str(member.path), None, family))
     if model:
         targets = [(model, model, None)]

@@ -38,12 +38,11 @@ TRAINED = {"members": 0}
 def cache_key(corpus: Corpus, recipe: PocketRecipe, seed: int, family: str) -> str:
     from compress.data.tokenizer import tokenizer_key
 
-    train_hash = hashlib.sha256(corpus.train.encode("utf-8")).hexdigest()
     material = {
         "format": FORMAT,
         "family": family,
-        "corpus": corpus.hash,
-        "tokenizer": tokenizer_key(train_hash, recipe.vocab_size),
+        "corpus": corpus.fingerprint,
+        "tokenizer": tokenizer_key(corpus.fingerprint, recipe.vocab_size),
         "recipe": recipe.model_dump(mode="json"),
         "seed": seed,
     }
@@ -193,8 +192,12 @@ def _save_member(model, tokenizer, record: dict, path: Path) -> None:
         (staging / MEMBER_FILE).write_text(json.dumps(record, indent=2) + "\n")
         if not (staging / "model.safetensors").is_file():
             raise ScaleCompressError(f"{record['name']}: save_pretrained wrote no model.safetensors in {staging}")
-        if path.exists():  # a stale, incomplete folder from an older layout; never a finished member
+        if path.exists() and not (path / MEMBER_FILE).is_file():  # debris, never a finished member
             shutil.rmtree(path)
-        os.replace(staging, path)
+        try:
+            os.replace(staging, path)
+        except OSError:
+            if not (path / MEMBER_FILE).is_file():  # else another process finished it first
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -76,7 +76,10 @@ class PocketLadderSpec(BaseModel):
 
     family: str = Field("pocket", min_length=1, description="Ladder (family) name used in results and plots.")
     kind: Literal["trained"] = Field("trained", description="'trained': members are produced by training.")
-    description: str = Field("", description="One line for `scalecompress ladder show`.")
+    description: str = Field(
+        "LLaMA-style 14K-804K non-embedding params, trained here on the embedded plays (or --corpus)",
+        description="One line for `scalecompress ladder show`.",
+    )
     corpus: str = Field("plays", description="Text to train on: 'plays' or a file, folder, glob or hf: source.")
     seed: int = Field(0, description="Seeds initialisation and data order; same seed, same weights.")
     sizes: list[str] = Field(list(DEFAULT_SIZES), min_length=1, description="Members as d<width>-l<layers>, any order.")
