@@ -133,7 +133,7 @@ def run_recipe(
     log=print,
 ) -> SweepResult:
     """Run every job of `recipe` not yet in the results store, then write the report."""
-    from compress.bench.config import BenchConfig
+    from compress.bench.config import as_config
     from compress.bench.results import ResultsStore
 
     out_dir = Path(out or recipe.out or Path("scalecompress-out") / Path(recipe.source_file or "recipe").stem)
@@ -142,7 +142,7 @@ def run_recipe(
     bench_fields = dict(recipe.bench)
     if device:
         bench_fields["device"] = device
-    bench_config = BenchConfig(**bench_fields)
+    bench_config = as_config(bench_fields)
     ladder = _ladder(recipe, progress)
     jobs = plan_jobs(recipe, model=model, ladder=ladder)
     index, count = shard

@@ -1,0 +1,135 @@
+"""`scalecompress bench MODEL`: accuracy, latency, memory and energy of one checkpoint.
+
+    scalecompress bench EleutherAI/pythia-70m --device cpu --json
+    scalecompress bench out/pocket-rtn4 --tasks perplexity latency --results results.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from compress.cli import app
+
+
+@app.command("bench")
+def bench_command(
+    model: str = typer.Argument(..., help="Hub id or local checkpoint folder (plain HF or written by scalecompress)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default cpu)."),
+    tasks: list[str] | None = typer.Option(
+        None, "--tasks", help="perplexity, choice, latency and/or lm-eval task names; repeat or comma-separate (default: perplexity choice latency)."
+    ),
+    config_file: Path | None = typer.Option(None, "--config", help="YAML/JSON file with bench settings (a recipe's bench: section)."),
+    text: str | None = typer.Option(None, "--text", help="Evaluation text: plays:test (default), a file, a glob or hf:..."),
+    max_eval_tokens: int | None = typer.Option(None, "--max-eval-tokens", help="Cap on perplexity tokens (default 16384)."),
+    window: int | None = typer.Option(None, "--window", help="Perplexity window in tokens (default 512, capped at the model's)."),
+    choice_items: int | None = typer.Option(None, "--choice-items", help="Multiple-choice items (default 500)."),
+    choice_unit: str | None = typer.Option(None, "--choice-unit", help="Multiple choice asks for the next 'word' (default) or 'speech'."),
+    prompt_tokens: int | None = typer.Option(None, "--prompt-tokens", help="Prefill prompt length (default 96)."),
+    new_tokens: int | None = typer.Option(None, "--new-tokens", help="Decode length (default 32)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Sequences per latency run (default 1)."),
+    repeats: int | None = typer.Option(None, "--repeats", help="Timed latency runs (default 5)."),
+    warmup: int | None = typer.Option(None, "--warmup", help="Untimed latency runs first (default 1)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="Load dtype: float32, float16 or bfloat16 (default: the checkpoint's)."),
+    name: str | None = typer.Option(None, "--name", help="Model name in the record (default: folder name or hub id)."),
+    variant: str | None = typer.Option(None, "--variant", help="Variant name in the record (default: dense, or from compression.json)."),
+    results: Path | None = typer.Option(None, "--results", help="Append the record to this JSONL results store."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="With --results: if this (model, variant, device, scenario) is recorded, print it instead of rerunning."
+    ),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the checkpoint (only for sources you trust)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (the record) on stdout."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Benchmark MODEL: perplexity + bits per byte, multiple choice, latency, memory and energy.
+
+    Progress goes to stderr; the table (or, with --json, one JSON object) to stdout.
+    """
+    from compress.bench.config import as_config
+    from compress.bench.describe import default_model_name, describe_manifest
+    from compress.bench.report import format_record
+    from compress.bench.results import ResultsStore
+    from compress.bench.runner import bench_checkpoint
+    from compress.checkpoint import read_manifest
+
+    if skip_existing and results is None:
+        from compress.errors import UserError
+
+        raise UserError("--skip-existing needs --results FILE (the store to look in)")
+    settings = _read_config(config_file) if config_file else {}
+    config = as_config(
+        settings,
+        device=device,
+        tasks=_split(tasks) if tasks else None,
+        text_source=text,
+        max_eval_tokens=max_eval_tokens,
+        window=window,
+        choice_items=choice_items,
+        choice_unit=choice_unit,
+        prompt_tokens=prompt_tokens,
+        new_tokens=new_tokens,
+        batch_size=batch_size,
+        repeats=repeats,
+        warmup=warmup,
+        threads=threads,
+    )
+    store = ResultsStore(results) if results else None
+    if store is not None and skip_existing:
+        local = Path(model).expanduser().is_dir()
+        key = (
+            name or default_model_name(model),
+            variant or describe_manifest(read_manifest(model) if local else None).get("variant", "dense"),
+            config.device,
+            config.scenario_id(),
+        )
+        for record in reversed(store.records()):
+            if (record.get("model"), record.get("variant"), record.get("device"), record.get("scenario")) == key:
+                print(f"already in {store.path}: {key[0]} / {key[1]} on {key[2]}, not rerun", file=sys.stderr)
+                _emit(record, json_output, format_record)
+                return
+    record = bench_checkpoint(
+        model, config, model_name=name, variant=variant, dtype=dtype,
+        trust_remote_code=trust_remote_code, progress=not no_progress,
+    )
+    if store is not None:
+        store.append(record)
+    _emit(record, json_output, format_record)
+
+
+def _emit(record: dict, json_output: bool, format_record) -> None:
+    if json_output:
+        from compress.bench.results import validate_record
+
+        print(json.dumps(validate_record(record)))
+    else:
+        print(format_record(record))
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _read_config(path: Path) -> dict:
+    from compress.errors import UserError
+
+    if not path.is_file():
+        raise UserError(f"--config {path}: no such file")
+    raw = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            document = json.loads(raw)
+        else:
+            import yaml
+
+            document = yaml.safe_load(raw)
+    except (ValueError, Exception) as error:  # noqa: BLE001 - YAML and JSON errors differ; both are bad input
+        raise UserError(f"--config {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})") from None
+    if isinstance(document, dict) and "bench" in document and isinstance(document["bench"], dict):
+        document = document["bench"]  # a whole recipe: take its bench section
+    if not isinstance(document, dict):
+        raise UserError(f"--config {path}: expected a mapping of bench settings, got {type(document).__name__}")
+    return document
