@@ -1,4 +1,4 @@
-"""Load and save checkpoints; count parameters and stored bytes.
+"""Load and save checkpoints: hub ids, local folders, and the compressed folders `save` writes.
 
 `load` takes a Hugging Face hub id or a local folder (config.json + safetensors), including the
 folders `save` writes for compressed models. `save` writes safetensors + config + tokenizer +
@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,106 +29,17 @@ from torch import nn
 
 from compress.errors import ModelLoadError, UserError
 from compress.formats.base import PackedModule, build_packed
+from compress.model_info import ModelInfo, count_params, model_info, weight_bytes  # noqa: F401 - public here too
 
 MANIFEST_NAME = "compression.json"
 WEIGHTS_NAME = "model.safetensors"
 TASKS = ("auto", "causal-lm", "masked-lm", "base")
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    source: str
-    architecture: str
-    model_type: str
-    params: int  # all parameters, shared tensors once, packed layers at their dense size
-    non_embedding_params: int  # without token/position embeddings and the output head (Kaplan)
-    dtype: str
-    weight_bytes: int  # bytes of parameters + persistent buffers as stored (packed bytes count)
-    compressed: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class Loaded(NamedTuple):
     model: nn.Module
     tokenizer: Any
     info: ModelInfo
-
-
-# ---------------------------------------------------------------------------------------------
-# Counting
-
-
-def _unique_tensors(model: nn.Module, include_buffers: bool):
-    seen: set[tuple[int, int]] = set()
-    tensors = list(model.named_parameters(remove_duplicate=False))
-    if include_buffers:
-        tensors += list(model.state_dict(keep_vars=True).items())
-    for name, tensor in tensors:
-        if tensor is None or tensor.device.type == "meta":
-            continue
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset()) if tensor.numel() else (id(tensor), 0)
-        if key in seen:
-            continue
-        seen.add(key)
-        yield name, tensor
-
-
-def weight_bytes(model: nn.Module) -> int:
-    """Bytes of all parameters and persistent buffers as held (and saved), shared ones once."""
-    return sum(t.numel() * t.element_size() for _, t in _unique_tensors(model, include_buffers=True))
-
-
-def count_params(model: nn.Module) -> tuple[int, int]:
-    """(total, non_embedding) parameter counts at the dense architecture's size.
-
-    Packed layers count as the dense layer they replace. Non-embedding excludes every
-    `nn.Embedding` (tokens, positions) and the output head, as Kaplan et al. count N.
-    """
-    counted: set[int] = set()
-    total = 0
-    embedding = 0
-    for module in model.modules():
-        if isinstance(module, PackedModule):
-            total += module.logical_numel()
-            continue
-        for param in module.parameters(recurse=False):
-            if id(param) in counted:
-                continue
-            counted.add(id(param))
-            total += param.numel()
-            if isinstance(module, nn.Embedding):
-                embedding += param.numel()
-    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if output is not None:
-        if isinstance(output, PackedModule):
-            embedding += output.logical_numel()
-        else:
-            weight = getattr(output, "weight", None)
-            input_embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-            tied = weight is not None and input_embeddings is not None and weight is getattr(input_embeddings, "weight", None)
-            if weight is not None and not tied:
-                embedding += weight.numel()
-    return total, total - embedding
-
-
-def model_info(model: nn.Module, source: str = "") -> ModelInfo:
-    """Describe a model in memory: architecture, parameter counts, dtype, stored bytes."""
-    config = getattr(model, "config", None)
-    architectures = getattr(config, "architectures", None) or [type(model).__name__]
-    total, non_embedding = count_params(model)
-    floating = [p.dtype for p in model.parameters() if p.is_floating_point()]
-    return ModelInfo(
-        source=source,
-        architecture=architectures[0],
-        model_type=getattr(config, "model_type", "unknown"),
-        params=total,
-        non_embedding_params=non_embedding,
-        dtype=str(floating[0]).replace("torch.", "") if floating else "unknown",
-        weight_bytes=weight_bytes(model),
-        compressed=any(isinstance(m, PackedModule) for m in model.modules()),
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,7 +166,7 @@ def _train_missing(corpus, plans, recipe, folder: Path, *, seed, device, progres
         TRAINED["members"] += 1
         records.append(record)
         if progress:
-            tqdm.write(f"{plan.name}: val loss {metrics['val_loss']:.4f}, {metrics['val_bits_per_byte']:.4f} bits/byte, {metrics['train_seconds']:.0f}s")
+            tqdm.write(f"{plan.name}: val loss {metrics['val_loss']:.4f}, {metrics['val_bits_per_byte']:.4f} bits/byte, {metrics['train_seconds']:.0f}s", file=sys.stderr)
     return records
 
 

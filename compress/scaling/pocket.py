@@ -53,7 +53,7 @@ class PocketRecipe(BaseModel):
     head_dim: int = Field(32, ge=4, description="Attention head width: heads = max(1, width // head_dim).")
     ffn_ratio: float = Field(8 / 3, gt=0, description="MLP width / model width, as in LLaMA (SwiGLU keeps params near a 4x MLP).")
     ffn_multiple: int = Field(16, ge=1, description="Round the MLP width up to a multiple of this.")
-    tokens: int = Field(1_500_000, ge=1, description="Token budget of a member with tokens_ref_params non-embedding params.")
+    tokens: int = Field(1_200_000, ge=1, description="Token budget of a member with tokens_ref_params non-embedding params.")
     tokens_ref_params: int = Field(150_000, ge=1, description="Non-embedding size at which the budget equals `tokens`.")
     tokens_exponent: float = Field(0.5, ge=0, le=2, description="Budget grows as (N / tokens_ref_params) ** this.")
     steps: int | None = Field(None, ge=1, description="Fixed optimizer steps per member, replacing the token rule (quick trials, tests).")

@@ -43,11 +43,13 @@ def _high_water_mark() -> int | None:
 class MemoryTracker:
     """Peak RSS and CUDA peak allocation inside each `with track(phase):` block.
 
-    A background thread samples RSS every `interval_s`; where Linux allows, the kernel's own
-    high-water mark (reset at the start of the block) is read too and the larger figure kept.
+    Where Linux lets us reset the kernel's high-water mark, that exact peak is read at the end of
+    the block and no thread runs (a sampler thread preempting the compute threads on a small
+    machine would distort the latency phase that runs inside this block). Elsewhere a background
+    thread samples RSS every `interval_s`.
     """
 
-    def __init__(self, device: str = "cpu", interval_s: float = 0.005):
+    def __init__(self, device: str = "cpu", interval_s: float = 0.02):
         self.device = device
         self.interval_s = interval_s
         self._process = psutil.Process()
@@ -69,13 +71,15 @@ class MemoryTracker:
             while not stop.wait(self.interval_s):
                 peak[0] = max(peak[0], self._process.memory_info().rss)
 
-        sampler = threading.Thread(target=sample, name=f"rss-sampler-{phase}", daemon=True)
-        sampler.start()
+        sampler = None if exact else threading.Thread(target=sample, name=f"rss-sampler-{phase}", daemon=True)
+        if sampler is not None:
+            sampler.start()
         try:
             yield
         finally:
             stop.set()
-            sampler.join()
+            if sampler is not None:
+                sampler.join()
             rss = max(peak[0], self._process.memory_info().rss)
             hwm = _high_water_mark() if exact else None
             cuda_peak = None
