@@ -64,7 +64,7 @@ def train_command(
               "Own text is split into train/validation: every 10th file with 10+ files, else the last 10% of the text."),
     ),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Members as d<width>-l<layers>, comma-separated, e.g. d32-l2,d64-l3,d128-l4. Default: the YAML's sizes (6 members, 14K-804K non-embedding params)."),
-    tokens: Optional[int] = typer.Option(None, "--tokens", help="Token budget at the reference size (150K non-embedding params); every member scales it by sqrt(N / 150K). Default 1,500,000."),
+    tokens: Optional[int] = typer.Option(None, "--tokens", help="Token budget at the reference size (150K non-embedding params); every member scales it by sqrt(N / 150K). Default 1,200,000."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Fixed optimizer steps per member instead of the token rule: quick trials only (larger members end under-trained)."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Byte-level BPE vocabulary trained on the train text (default 1024; larger raises the embedding share)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation and data order (default 0); same seed, same weights on one machine."),

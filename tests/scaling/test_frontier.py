@@ -1,5 +1,5 @@
 import pytest
-from scaling_synthetic import SIZES, dense_name, synthetic_records, total_params
+from tests.scaling.scaling_synthetic import SIZES, dense_name, synthetic_records, total_params
 
 from compress.errors import UserError
 from compress.scaling.frontier import NothingFits, make_budget, pareto, recommend

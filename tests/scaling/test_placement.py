@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from scaling_synthetic import SIZES, VARIANTS, bpb, dense_name, record, synthetic_records, total_params
+from tests.scaling.scaling_synthetic import SIZES, VARIANTS, bpb, dense_name, record, synthetic_records, total_params
 
 from compress.errors import ScaleCompressError, UserError
 from compress.scaling.placement import ladders, place, read_records, versus_dense

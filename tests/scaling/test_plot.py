@@ -1,5 +1,5 @@
 import pytest
-from scaling_synthetic import SIZES, synthetic_records
+from tests.scaling.scaling_synthetic import SIZES, synthetic_records
 
 from compress.scaling.placement import ladders, place_on
 from compress.scaling.plot import plot_ladder

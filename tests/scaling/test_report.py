@@ -1,5 +1,5 @@
 import pytest
-from scaling_synthetic import SIZES, VARIANTS, synthetic_records
+from tests.scaling.scaling_synthetic import SIZES, VARIANTS, synthetic_records
 
 from compress.errors import UserError
 from compress.units import format_count
