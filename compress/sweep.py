@@ -80,12 +80,14 @@ def plan_jobs(recipe: Recipe, *, model: str | None = None, ladder=None) -> list[
     for member in sorted(members, key=_by_size):
         jobs.append(Job(member.name, str(member.path), None, family))
     if model:
-        targets = [(model, model, None)]
+        from compress.bench.describe import default_model_name
+
+        targets = [(default_model_name(model), model, None)]
     else:
         targets = [(m.name, str(m.path), family) for m in _select_members(members, recipe.compress)]
     for name, source, target_family in targets:
         if model:
-            jobs.append(Job(name, source, None, None))
+            jobs.append(Job(name, source, None, target_family))
         for variant in recipe.variants:
             jobs.append(Job(name, source, variant, target_family))
     unique: dict[tuple[str, str], Job] = {}
