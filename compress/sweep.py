@@ -116,12 +116,9 @@ def results_path(out: Path, shard: tuple[int, int]) -> Path:
 
 def load_all_records(out: Path) -> list[dict[str, Any]]:
     """Every record of a sweep's output folder, all shards merged."""
-    from compress.bench.results import ResultsStore
+    from compress.scaling.placement import read_records
 
-    records: list[dict[str, Any]] = []
-    for path in sorted(out.glob("results*.jsonl")):
-        records.extend(ResultsStore(path).records())
-    return records
+    return read_records(out) if any(out.glob("results*.jsonl")) else []
 
 
 def run_recipe(

@@ -92,3 +92,15 @@ def test_accuracy_gate_names_the_variant():
     failures = check_gate(records, 0.05)
     assert len(failures) == 1 and "w3" in failures[0] and "+20.0%" in failures[0]
     assert check_gate(records, None) == []
+
+
+def test_report_and_recommend_merge_shard_files(tmp_path, capsys):
+    from compress.cli import main
+    from tests.scaling.scaling_synthetic import synthetic_records
+
+    records = synthetic_records()
+    for index, part in enumerate((records[::2], records[1::2]), 1):
+        with open(tmp_path / f"results.shard-{index}-of-2.jsonl", "w") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in part)
+    assert main(["recommend", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_candidates"] == len(records)

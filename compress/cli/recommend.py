@@ -19,7 +19,7 @@ _METRIC_HELP = "Metric to rank and fit: bits_per_byte (default), loss, perplexit
 
 @app.command("recommend")
 def recommend_command(
-    results: Path = typer.Argument(..., help="results.jsonl written by `scalecompress run` or `demo`."),
+    results: Path = typer.Argument(..., help="results.jsonl written by `scalecompress run` or `demo`, or their output folder (all shards merged)."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest weight size as stored, e.g. 2MB, 1.5GiB, 500k."),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="Largest median decode latency, ms per token."),
     max_energy_j: Optional[float] = typer.Option(None, "--max-energy-j", help="Largest energy per generated token, joules."),
@@ -58,7 +58,7 @@ def recommend_command(
 
 @app.command("report")
 def report_command(
-    results: Path = typer.Argument(..., help="results.jsonl written by `scalecompress run` or `demo`."),
+    results: Path = typer.Argument(..., help="results.jsonl written by `scalecompress run` or `demo`, or their output folder (all shards merged)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for report.md, report.html and plots/."),
     params: str = typer.Option("non_embedding", "--params", help="Parameter count for the fit and plots: non_embedding or total."),
     metric: str = typer.Option("bits_per_byte", "--metric", help=_METRIC_HELP),

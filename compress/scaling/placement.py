@@ -35,11 +35,17 @@ COST_AXES = ("weight_bytes", "decode_ms_per_token", "energy_j_per_token")
 
 
 def read_records(path) -> list[dict]:
-    """Records of a results JSONL file; a truncated last line (an interrupted write) is skipped.
+    """Records of a results JSONL file, or of every `results*.jsonl` in a folder (sweep shards
+    merge by concatenation); a truncated last line (an interrupted write) is skipped.
 
         >>> records = read_records("out/results.jsonl")  # doctest: +SKIP
     """
     path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("results*.jsonl"))
+        if not files:
+            raise UserError(f"RESULTS: no results*.jsonl in folder '{path}'; run `scalecompress run RECIPE` there first")
+        return [record for file in files for record in read_records(file)]
     if not path.is_file():
         raise UserError(f"RESULTS: no results file at '{path}'; run `scalecompress run RECIPE` or "
                         "`scalecompress demo` first, or pass the path of a results.jsonl")
