@@ -15,17 +15,20 @@ import importlib
 
 __version__ = "0.1.0"
 
+# `compress.bench` is a package *and* the function users call: bind the function after the (light)
+# package has loaded, so that later imports of its submodules cannot rebind the name.
+from compress.bench import bench  # noqa: E402
+
 _LAZY = {
     "load": ("compress.checkpoint", "load"),
     "save": ("compress.checkpoint", "save"),
     "ModelInfo": ("compress.checkpoint", "ModelInfo"),
-    "apply": ("compress.apply", "apply"),
+    "apply": ("compress.passes.apply", "apply"),
     "Recipe": ("compress.recipe", "Recipe"),
-    "bench": ("compress.bench", "bench"),
     "passes": ("compress.passes", None),
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "bench"])
 
 
 def __getattr__(name: str):

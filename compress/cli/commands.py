@@ -83,7 +83,7 @@ def run_command(
 
 def _dry_run(recipe, model: str | None, json_output: bool) -> None:
     import compress
-    from compress.apply import plan
+    from compress.passes.apply import plan
 
     source = model or recipe.model
     if source is None:
