@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # `compress.bench` is a package *and* the function users call: bind the function after the (light)
 # package has loaded, so that later imports of its submodules cannot rebind the name.
-from compress.bench import bench  # noqa: E402
+from compress.bench import bench  # noqa: E402, F401 - public, listed in __all__
 
 _LAZY = {
     "load": ("compress.checkpoint", "load"),
