@@ -66,3 +66,16 @@ def test_dry_run_lists_modules_and_bytes_and_changes_nothing(llama_dir, tmp_path
 def test_usage_error_exits_2(capsys):
     code, _, _ = run(capsys, "run")
     assert code == 2
+
+
+def test_crossed_accuracy_gate_exits_3_and_names_the_variant(tmp_path, capsys, monkeypatch):
+    import compress.sweep as sweep
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("version: 1\nmodel: some/model\npasses: [{pass: rtn, bits: 2}]\nbench: {max_ppl_increase: 0.05}\n")
+    result = sweep.SweepResult(out=tmp_path, records=[], ran=2, skipped=0, gate_failures=["some/model / rtn-w2-g128: perplexity 30.000 is +50.0% over dense 20.000 (gate: +5.0%)"])
+    monkeypatch.setattr(sweep, "run_recipe", lambda *args, **kwargs: result)
+    code, out, err = run(capsys, "run", str(recipe), "--json")
+    assert code == 3
+    assert json.loads(out)["gate_failures"] == result.gate_failures
+    assert "accuracy gate crossed: some/model / rtn-w2-g128" in err
