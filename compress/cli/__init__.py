@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="scalecompress", standalone_mode=False)
+        # Without standalone mode, click *returns* the code of a `typer.Exit` instead of raising it.
+        code = app(args=args, prog_name="scalecompress", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except ScaleCompressError as error:
         if debug:
             raise
