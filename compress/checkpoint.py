@@ -29,7 +29,7 @@ from torch import nn
 
 from compress.errors import ModelLoadError, UserError
 from compress.formats.base import PackedModule, build_packed
-from compress.model_info import ModelInfo, count_params, model_info, weight_bytes  # noqa: F401 - public here too
+from compress.model_info import ModelInfo, count_params, model_info, storage_key, weight_bytes  # noqa: F401 - public here too
 
 MANIFEST_NAME = "compression.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -219,7 +219,7 @@ def _tied_names(model: nn.Module) -> list[str]:
     for name, tensor in model.state_dict(keep_vars=True).items():
         if tensor is None or tensor.numel() == 0:
             continue
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        key = storage_key(tensor)
         if key in seen:
             aliases.append(name)
         else:

@@ -34,6 +34,13 @@ class ModelInfo:
         return asdict(self)
 
 
+def storage_key(tensor) -> tuple[int, int]:
+    """Identifies the memory a tensor views: tied weights share one key. Empty tensors are unique."""
+    if not tensor.numel():
+        return (id(tensor), 0)
+    return (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+
+
 def _unique_tensors(model: nn.Module, include_buffers: bool):
     seen: set[tuple[int, int]] = set()
     tensors = list(model.named_parameters(remove_duplicate=False))
@@ -42,7 +49,7 @@ def _unique_tensors(model: nn.Module, include_buffers: bool):
     for name, tensor in tensors:
         if tensor is None or tensor.device.type == "meta":
             continue
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset()) if tensor.numel() else (id(tensor), 0)
+        key = storage_key(tensor)
         if key in seen:
             continue
         seen.add(key)

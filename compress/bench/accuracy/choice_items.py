@@ -56,16 +56,10 @@ class ChoiceItem:
 
 def _spoken_lines(play):
     """(character offset, line) of every line inside a speech, in play order."""
-    cursor = 0
-    for speech in play.speeches:
-        where = play.text.find(f"{speech.speaker}\n{speech.text}", cursor)
-        if where < 0:
-            continue
-        start = where + len(speech.speaker) + 1
-        cursor = start
+    for start, text in _speeches(play):
         yield start, None  # marks the start of a speech
         offset = start
-        for line in speech.text.split("\n"):
+        for line in text.split("\n"):
             yield offset, line
             offset += len(line) + 1
 
@@ -96,6 +90,7 @@ def candidates(unit: Unit) -> tuple[tuple[str, int, str], ...]:
 
 
 def _speeches(play):
+    """(character offset, text) of every speech, found in the play's plain text in order."""
     cursor = 0
     for speech in play.speeches:
         where = play.text.find(f"{speech.speaker}\n{speech.text}", cursor)

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 import torch
 
-from compress.formats.affine import dequantize_codes, expand_groups, group_count
+from compress.formats.affine import dequantize_codes as dequantize  # codes -> weights, shared with the formats
+from compress.formats.affine import expand_groups, group_count
 
 __all__ = ["QuantizedWeight", "dequantize", "expand_groups", "find_params", "grid_params", "group_count", "quantize", "rtn_quantize"]
 
@@ -91,21 +92,6 @@ def quantize(weight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, bi
     zero = expand_groups(zeros, in_features, group_size).float()
     codes = torch.round(weight.float() / scale) + zero
     return codes.clamp(0, 2**bits - 1).to(torch.uint8)
-
-
-def dequantize(
-    codes: torch.Tensor,
-    scales: torch.Tensor,
-    zeros: torch.Tensor | None,
-    group_size: int | None,
-    bits: int,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Codes back to weights `(codes - zero) * scale`, (out, in); `zeros=None` is symmetric
-    (zero point 2**(bits-1))."""
-    return dequantize_codes(codes, scales, zeros, group_size, bits, dtype)
-
-
 def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int | None, symmetric: bool = False) -> QuantizedWeight:
     """Round-to-nearest: the grid of each group, then the nearest code of every weight.
 
