@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from compress.errors import ModelLoadError, UserError, one_line, preview
+from compress.errors import HubError, ModelLoadError, UserError, one_line, preview
 from compress.faults import fault_point
 from compress.formats.base import build_packed
 from compress.model_info import ModelInfo, count_params, model_info, storage_key, weight_bytes  # noqa: F401 - public here too
@@ -69,14 +69,23 @@ def _causal_lm_types() -> set[str]:
     return set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 
 
-def _hub_error(source: str, error: Exception) -> ModelLoadError:
+def _hub_error(source: str, error: Exception) -> HubError:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     why = "the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1)" if offline else "the Hugging Face Hub could not be reached or has no such model"
-    return ModelLoadError(
+    return HubError(
         f"cannot load {source!r}: it is not a local folder and {why}. "
         f"Download it on a connected machine and pass the folder, or check the id. ({first_line})"
     )
+
+
+def _looks_local(source: str, path: Path) -> bool:
+    """A path that cannot be a hub id ('name' or 'org/name'): it is a missing local folder."""
+    if source.startswith((".", "/", "~")) or path.suffix in (".json", ".safetensors") or os.sep + os.sep in source:
+        return True
+    if source.count("/") > 1 or source.endswith("/") or path.exists():
+        return True
+    return source.count("/") == 1 and path.parent.is_dir()  # 'out/model' where out/ is here
 
 
 def _check_local_folder(path: Path, trust_remote_code: bool) -> None:
@@ -158,8 +167,10 @@ def load(
     source_str = str(source)
     path = Path(source_str).expanduser()
     local = path.is_dir()
-    if not local and (source_str.startswith((".", "/", "~")) or path.suffix in (".json", ".safetensors")):
-        raise UserError(f"model folder {source_str!r} does not exist")
+    if path.exists() and not local:
+        raise UserError(f"{source_str!r} is a file; pass the model's folder (config.json + model.safetensors)")
+    if not local and _looks_local(source_str, path):
+        raise UserError(f"model folder {source_str!r} does not exist (and it is not a hub id like 'org/name')")
     if isinstance(dtype, str):
         if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
             raise UserError(f"unknown dtype {dtype!r}; allowed: float32, float16, bfloat16")
@@ -204,19 +215,25 @@ def _load_plain(source: str, path: Path | None, model_class, dtype, trust_remote
         if "trust_remote_code" in str(error):
             raise remote_code_error(source) from None
         raise
-    missing = sorted(loading.get("missing_keys") or [])
-    unexpected = sorted(loading.get("unexpected_keys") or [])
-    mismatched = sorted(str(entry[0]) if isinstance(entry, tuple) else str(entry) for entry in loading.get("mismatched_keys") or [])
-    if missing or unexpected or mismatched:
-        packed_like = any(name.endswith((".qweight", ".scales", ".zeros", ".codes")) for name in unexpected)
-        cause = (
-            f"the file holds packed (compressed) tensors but {MANIFEST_NAME} is missing or was edited; restore it from the saved checkpoint"
-            if packed_like or (path is not None and not (path / MANIFEST_NAME).is_file() and unexpected)
-            else "the weights file and config.json do not belong together (a damaged or edited checkpoint)"
-        )
-        parts = [f"{label} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if names]
-        raise ModelLoadError(f"{path or source}: weights do not match the model: {'; '.join(parts)}: {cause}")
+    mismatched = [str(entry[0]) if isinstance(entry, tuple) else str(entry) for entry in loading.get("mismatched_keys") or []]
+    check_weight_names(path or Path(source), loading.get("missing_keys") or [], loading.get("unexpected_keys") or [], mismatched)
     return model
+
+
+def check_weight_names(path: Path, missing, unexpected, mismatched=()) -> None:
+    """A checkpoint whose tensors are not exactly the model's is an error naming them and the likely cause."""
+    missing, unexpected, mismatched = sorted(missing), sorted(unexpected), sorted(mismatched)
+    if not (missing or unexpected or mismatched):
+        return
+    packed_like = any(name.endswith((".qweight", ".scales", ".zeros", ".codes", ".mask")) for name in unexpected)
+    cause = (
+        f"the file holds packed (compressed) tensors but {MANIFEST_NAME} is missing or was edited; restore it from the saved checkpoint"
+        if packed_like or (unexpected and not (path / MANIFEST_NAME).is_file())
+        else "the weights file and config.json do not belong together (a damaged or edited checkpoint)"
+    )
+    parts = [f"{label} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+             for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if names]
+    raise ModelLoadError(f"{path}: weights do not match the model: {'; '.join(parts)}: {cause}")
 
 
 def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_code) -> nn.Module:

@@ -41,6 +41,12 @@ class ModelLoadError(ScaleCompressError):
     kind = "bad_checkpoint"
 
 
+class HubError(ScaleCompressError):
+    """The Hugging Face Hub could not give a model (offline, unreachable, no such id): exit code 1."""
+
+    kind = "hub_unavailable"
+
+
 class GateError(ScaleCompressError):
     """An accuracy gate was crossed or could not be evaluated (exit code 3)."""
 

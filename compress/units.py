@@ -20,7 +20,7 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def parse_size(text: str | float | int, *, flag: str = "--max-memory") -> int:
+def parse_size(text: str | float | int, *, flag: str = "--max-weight-bytes") -> int:
     """Bytes from a human size: '2MB' (10^6), '1.5GiB' (2^30), '500k', '2e6', '1_000_000'.
 
         >>> parse_size("2MB"), parse_size("1.5GiB"), parse_size("500k")

@@ -22,9 +22,9 @@ from compress.units import format_bytes, is_number
 
 # constraint -> (record key, CLI flag, unit formatter)
 CONSTRAINTS = {
-    "max_weight_bytes": ("weight_bytes", "--max-memory", lambda v: format_bytes(v)),
-    "max_decode_ms": ("decode_ms_per_token", "--max-latency-ms", lambda v: f"{v:.3g} ms/token"),
-    "max_energy_j_per_token": ("energy_j_per_token", "--max-energy-j", lambda v: f"{v:.3g} J/token"),
+    "max_weight_bytes": ("weight_bytes", "--max-weight-bytes", lambda v: format_bytes(v)),
+    "max_decode_ms": ("decode_ms_per_token", "--max-decode-ms", lambda v: f"{v:.3g} ms/token"),
+    "max_energy_j_per_token": ("energy_j_per_token", "--max-energy-j-per-token", lambda v: f"{v:.3g} J/token"),
 }
 _SUMMARY_KEYS = ("model", "variant", "device", "scenario", "method", "bits", "group_size", "sparsity", "params",
                  "non_embedding_params", "weight_bytes", "decode_ms_per_token", "energy_j_per_token",
