@@ -246,7 +246,9 @@ def validate_bench(bench: Any, source: str) -> dict[str, Any]:
         raise RecipeError(f"{source}: bench must be a mapping, got {preview(bench)}")
     from compress.bench.config import BenchConfig
 
-    _validate(BenchConfig, bench, source, "bench")
+    config = _validate(BenchConfig, bench, source, "bench")
+    if config.max_ppl_increase is not None and "perplexity" not in config.tasks:
+        raise RecipeError(f"{source}: bench.max_ppl_increase gates on perplexity, but bench.tasks ({', '.join(config.tasks)}) leaves it out; add 'perplexity'")
     return bench
 
 

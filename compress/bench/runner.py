@@ -99,8 +99,9 @@ def _needs_tokenizer(config: BenchConfig) -> bool:
 @contextmanager
 def _prepared(model, config: BenchConfig):
     """Eval mode, the configured device and thread count for the run; all restored after."""
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("bench.device='cuda' but no CUDA device is visible; use --device cpu or check the driver")
+    from compress.devices import resolve_device
+
+    resolve_device(config.device, flag="bench.device")  # one check, one message, for every command
     was_training = model.training
     original = model_device(model)
     threads = torch.get_num_threads()

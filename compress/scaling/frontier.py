@@ -110,10 +110,11 @@ def make_budget(**limits) -> Budget:
     try:
         return Budget(**limits)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "budget"
+        from compress.errors import describe_validation_error
+
+        field = str(error.errors()[0]["loc"][0]) if error.errors()[0]["loc"] else "budget"
         flag = CONSTRAINTS[field][1] if field in CONSTRAINTS else field
-        raise UserError(f"{flag}: {first['msg'].lower()} (got {first.get('input')!r}); give a positive number, or "
+        raise UserError(f"{flag}: {describe_validation_error(error, Budget)}; give a positive number, or "
                         f"leave it out for no limit (limits: {', '.join(CONSTRAINTS)})") from None
 
 

@@ -9,7 +9,7 @@ from compress.bench.results import (
     record_key,
     validate_record,
 )
-from compress.errors import ScaleCompressError, UserError
+from compress.errors import UserError
 
 
 def record(model="m", variant="dense", device="cpu", scenario="s1", **fields):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from tests.scaling.scaling_synthetic import SIZES, VARIANTS, bpb, dense_name, record, synthetic_records, total_params
 
-from compress.errors import ScaleCompressError, UserError
+from compress.errors import UserError
 from compress.scaling.placement import ladders, place, read_records, versus_dense
 
 
