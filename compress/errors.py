@@ -75,6 +75,12 @@ def preview(value, limit: int = PREVIEW_CHARS) -> str:
     return " ".join(text.split()) if "\n" in text else text
 
 
+def shorten(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """Text cut to `limit` characters with an ellipsis (no quotes added)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def one_line(text: str, limit: int = 600) -> str:
     """Collapse a message onto one line and cap its length (a CLI error is one line)."""
     text = " ".join(part.strip() for part in str(text).splitlines() if part.strip())

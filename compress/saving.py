@@ -33,7 +33,7 @@ from typing import Any
 from torch import nn
 
 from compress.atomic import dumps_json, finite_or_none, fsync_file, staged_dir
-from compress.errors import UserError, preview
+from compress.errors import UserError, shorten
 from compress.faults import fault_point
 from compress.formats.base import PackedModule
 from compress.model_info import model_info, storage_key
@@ -198,6 +198,6 @@ def check_target(out: Path, *, overwrite: bool = False, source: str | None = Non
     if not entries or written_by_us(out) or overwrite:
         return
     raise UserError(
-        f"{out} already holds files scalecompress did not write ({preview(', '.join(entries), 60)}); "
+        f"{out} already holds files scalecompress did not write ({shorten(', '.join(entries), 60)}); "
         "choose a new or empty folder, or pass --overwrite to replace it"
     )

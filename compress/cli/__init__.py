@@ -53,6 +53,10 @@ def _options(
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_info()
+    elif quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
 
 
 def quiet() -> bool:
@@ -77,8 +81,14 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _register_commands()
-    contract.install_handlers()
-    args = contract.rename_deprecated(list(sys.argv[1:] if argv is None else argv))
+    with contract.handlers():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
+    from compress.cli import contract
+
+    args = contract.rename_deprecated(argv)
     debug, json_output = "--debug" in args, "--json" in args
     exceptions = _click_module()
     command = typer.main.get_command(app)

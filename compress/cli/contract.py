@@ -16,6 +16,7 @@ import signal
 import sys
 import traceback
 import warnings
+from contextlib import contextmanager
 
 from compress.errors import ScaleCompressError, one_line
 
@@ -37,13 +38,42 @@ def _on_sigint(signum, frame):  # noqa: ARG001 - signal handler signature
     raise Interrupted()
 
 
-def install_handlers() -> None:
-    """Ctrl-C becomes `Interrupted`; Python warnings print as one `scalecompress: warning:` line."""
+@contextmanager
+def handlers():
+    """For one command: Ctrl-C becomes `Interrupted`, Python warnings print as one
+    `scalecompress: warning:` line; -q/-v settings are undone after (main() may be called in-process)."""
+    import os
+
+    previous_sigint = None
     try:
-        signal.signal(signal.SIGINT, _on_sigint)
-    except ValueError:  # not the main thread (e.g. called from a test runner's worker)
+        previous_sigint = signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not the main thread
         pass
-    warnings.showwarning = _show_warning
+    saved_env = os.environ.get("TQDM_DISABLE")
+    verbosity = _hf_verbosity()
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            yield
+        finally:
+            if previous_sigint is not None:
+                signal.signal(signal.SIGINT, previous_sigint)
+            if "transformers" in sys.modules and _hf_verbosity() != verbosity:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.set_verbosity(verbosity)
+            if saved_env is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = saved_env
+
+
+def _hf_verbosity() -> int:
+    if "transformers" not in sys.modules:
+        return 30  # logging.WARNING, transformers' default
+    from transformers.utils import logging as hf_logging
+
+    return hf_logging.get_verbosity()
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
