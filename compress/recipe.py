@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.core.config import PassConfig
-from compress.core.context import DataConfig  # noqa: F401 - the recipe's `data:` section, public here too
+from compress.core.context import DataConfig
 from compress.core.registry import get_pass
 from compress.core.targets import check_pattern
 from compress.errors import RecipeError

@@ -10,6 +10,7 @@ import importlib
 
 _CONFIGS = {
     "RTNConfig": "compress.algorithms.quantization.rtn",
+    "GPTQConfig": "compress.algorithms.quantization.gptq",
     "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
 }
 

@@ -20,7 +20,12 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from compress.algorithms.pruning.masks import global_masks, n_m_mask, parse_pattern, unstructured_mask
+from compress.algorithms.pruning.masks import (
+    global_masks,
+    n_m_mask,
+    parse_pattern,
+    unstructured_mask,
+)
 from compress.core.config import PassConfig
 from compress.core.registry import register_pass
 from compress.errors import UserError

@@ -4,10 +4,10 @@ import transformers
 from pydantic import ValidationError
 
 import compress
-from compress.errors import UserError
-from compress.core.context import PassContext
 from compress.algorithms.pruning.magnitude import MagnitudeConfig
+from compress.core.context import PassContext
 from compress.core.registry import get_pass
+from compress.errors import UserError
 
 
 def llama():
