@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -48,11 +49,11 @@ def validate_command(
 @app.command("run")
 def run_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/ for examples)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Model to compress (hub id or folder); overrides the recipe's `model:`."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder; overrides the recipe's `out:`."),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda; overrides the recipe's bench.device."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to compress (hub id or folder); overrides the recipe's `model:`."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder; overrides the recipe's `out:`."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda; overrides the recipe's bench.device."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the modules each pass would touch and the bytes it would change; change nothing."),
-    shard: str | None = typer.Option(None, "--shard", help="Run only shard i of n of the jobs, e.g. 2/4 (each shard writes its own results file)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Run only shard i of n of the jobs, e.g. 2/4 (each shard writes its own results file)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object with the results instead of tables."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars (logs in CI)."),
 ) -> None:
