@@ -49,6 +49,7 @@ class SweepResult:
     ran: int
     skipped: int
     gate_failures: list[str] = field(default_factory=list)
+    slower_than_dense: list[str] = field(default_factory=list)  # variants whose latency exceeds their dense source's
     report: dict[str, Any] | None = None
     saved_model: Path | None = None
 
@@ -134,6 +135,7 @@ def run_recipe(
     """Run every job of `recipe` not yet in the results store, then write the report."""
     from compress.bench.config import as_config
     from compress.bench.results import ResultsStore
+    from compress.bench.slower import slower_than_dense
 
     out_dir = Path(out or recipe.out or Path("scalecompress-out") / Path(recipe.source_file or "recipe").stem)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +174,7 @@ def run_recipe(
     records = [r for r in load_all_records(out_dir) if r.get("scenario") == scenario]
     result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
     result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
+    result.slower_than_dense = slower_than_dense(records)
     if ladder is not None and count == 1:
         result.report = _report(records, out_dir, recipe)
     return result

@@ -47,6 +47,11 @@ class ResolvedMapping:
     def channels(self) -> int:
         return _in_features(self.balance_modules[0])
 
+    @property
+    def producer_is_norm(self) -> bool:
+        """True when a norm (not a linear) produces the inputs: SmoothQuant smooths only these."""
+        return not _is_linear(self.smooth_module)
+
 
 _LLAMA = (
     Mapping("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
