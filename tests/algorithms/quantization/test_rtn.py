@@ -9,9 +9,9 @@ import compress
 from compress.checkpoint import weight_bytes
 from compress.errors import UserError
 from compress.formats import QuantizedLinear
-from compress.passes.base import PassContext
-from compress.passes.quantization.rtn import RTNConfig, plan_rtn
-from compress.registry import get_pass
+from compress.core.context import PassContext
+from compress.algorithms.quantization.rtn import RTNConfig, plan_rtn
+from compress.core.registry import get_pass
 
 
 def llama(dtype=torch.float32, tie=False):

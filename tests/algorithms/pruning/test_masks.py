@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from compress.errors import UserError
-from compress.passes.pruning.masks import (
+from compress.algorithms.pruning.masks import (
     global_masks,
     n_m_mask,
     parse_pattern,

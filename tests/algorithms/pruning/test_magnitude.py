@@ -5,9 +5,9 @@ from pydantic import ValidationError
 
 import compress
 from compress.errors import UserError
-from compress.passes.base import PassContext
-from compress.passes.pruning.magnitude import MagnitudeConfig
-from compress.registry import get_pass
+from compress.core.context import PassContext
+from compress.algorithms.pruning.magnitude import MagnitudeConfig
+from compress.core.registry import get_pass
 
 
 def llama():
