@@ -36,6 +36,9 @@ NEEDS = frozenset({"calibration", "teacher", "train_data"})
 BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "magnitude": "compress.algorithms.pruning.magnitude",
+    "awq": "compress.algorithms.quantization.awq",
+    "smoothquant": "compress.algorithms.quantization.smoothquant",
+    "bnb": "compress.algorithms.quantization.bnb",
 }
 
 # What an algorithm class must define, by engine (any one of the names).

@@ -11,6 +11,9 @@ import importlib
 _CONFIGS = {
     "RTNConfig": "compress.algorithms.quantization.rtn",
     "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
+    "AWQConfig": "compress.algorithms.quantization.awq",
+    "SmoothQuantConfig": "compress.algorithms.quantization.smoothquant",
+    "BnbConfig": "compress.algorithms.quantization.bnb",
 }
 
 __all__ = sorted(_CONFIGS)
