@@ -50,6 +50,7 @@ class SweepResult:
     ran: int
     skipped: int
     gate_failures: list[str] = field(default_factory=list)
+    slower_than_dense: list[str] = field(default_factory=list)  # variants whose latency exceeds their dense source's
     report: dict[str, Any] | None = None
     saved_model: Path | None = None
 
@@ -151,6 +152,7 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
     from compress.atomic import write_text
     from compress.bench.config import as_config
     from compress.bench.results import ResultsStore, record_key
+    from compress.bench.slower import slower_than_dense
     from compress.outdir import state_dir
     from compress.quiet import quiet_transformers
 
@@ -192,6 +194,7 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
     records = [r for r in load_all_records(out_dir) if r.get("scenario") == scenario]
     result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
     result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
+    result.slower_than_dense = slower_than_dense(records)
     if ladder is not None and count == 1:
         fault_point("report")
         result.report = _report(records, out_dir, recipe)

@@ -37,6 +37,9 @@ BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
     "magnitude": "compress.algorithms.pruning.magnitude",
+    "awq": "compress.algorithms.quantization.awq",
+    "smoothquant": "compress.algorithms.quantization.smoothquant",
+    "bnb": "compress.algorithms.quantization.bnb",
 }
 
 # What an algorithm class must define, by engine (any one of the names).

@@ -12,6 +12,9 @@ _CONFIGS = {
     "RTNConfig": "compress.algorithms.quantization.rtn",
     "GPTQConfig": "compress.algorithms.quantization.gptq",
     "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
+    "AWQConfig": "compress.algorithms.quantization.awq",
+    "SmoothQuantConfig": "compress.algorithms.quantization.smoothquant",
+    "BnbConfig": "compress.algorithms.quantization.bnb",
 }
 
 __all__ = sorted(_CONFIGS)
