@@ -36,6 +36,7 @@ class Job:
     source: str  # what compress.load takes
     variant: Variant | None  # None = the dense model as it is
     family: str | None = None
+    tokens: int | None = None  # training tokens of a ladder member (the D of a scaling law)
 
     @property
     def variant_name(self) -> str:
@@ -78,7 +79,7 @@ def plan_jobs(recipe: Recipe, *, model: str | None = None, ladder=None) -> list[
     family = getattr(ladder, "family", None)
     members = list(getattr(ladder, "members", []) or [])
     for member in sorted(members, key=_by_size):
-        jobs.append(Job(member.name, str(member.path), None, family))
+        jobs.append(Job(member.name, str(member.path), None, family, getattr(member, "tokens", None)))
     if model:
         from compress.bench.describe import default_model_name
 
@@ -162,7 +163,10 @@ def run_recipe(
                 bar.update()
                 continue
             started = time.perf_counter()
-            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None)
+            reference = reference_path(out_dir, job.model, scenario)
+            wanted = job.variant is not None or any(j.variant is not None and j.model == job.model for j in jobs)
+            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None,
+                                     reference if wanted else None)
             saved_model = saved or saved_model
             store.append(record)
             ran += 1
@@ -212,11 +216,23 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None):
+def reference_path(out_dir: Path, model: str, scenario: str) -> Path:
+    """Where the dense source's next-token reference (for KL and top-1 agreement) is kept."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model)
+    return out_dir / "references" / f"{safe}-{scenario}.npz"
+
+
+def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, reference: Path | None = None):
     import compress
     from compress.bench import bench
 
     model, tokenizer, info = compress.load(job.source, device="cpu", trust_remote_code=recipe.trust_remote_code)
+    if job.variant is not None and reference is not None and not reference.is_file():
+        # The dense record predates the reference (or another shard ran it): build it from the
+        # source, loaded here anyway before compression, so both models are never held at once.
+        from compress.bench.runner import write_reference
+
+        write_reference(model, tokenizer, bench_config, reference, model_name=job.model)
     fields: dict[str, Any] = {
         "family": job.family,
         "source_model": job.model,
@@ -228,6 +244,7 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None):
         "non_embedding_params": info.non_embedding_params,
         "path": job.source,
         "passes": [],
+        "train_tokens": job.tokens,
     }
     saved = None
     if job.variant is not None:
@@ -241,7 +258,9 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None):
                 manifest={"source_model": job.source, "recipe": recipe.to_dict(), "passes": [r.to_dict() for r in reports]},
             )
             fields["path"] = str(saved)
-    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False, **fields)
+    fidelity = {} if reference is None else {"reference": reference} if job.variant else {"reference_out": reference}
+    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False,
+                   **fidelity, **fields)
     return record, saved
 
 
