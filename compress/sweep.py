@@ -37,6 +37,7 @@ class Job:
     source: str  # what compress.load takes
     variant: Variant | None  # None = the dense model as it is
     family: str | None = None
+    tokens: int | None = None  # training tokens of a ladder member (the D of a scaling law)
 
     @property
     def variant_name(self) -> str:
@@ -80,7 +81,7 @@ def plan_jobs(recipe: Recipe, *, model: str | None = None, ladder=None) -> list[
     family = getattr(ladder, "family", None)
     members = list(getattr(ladder, "members", []) or [])
     for member in sorted(members, key=_by_size):
-        jobs.append(Job(member.name, str(member.path), None, family))
+        jobs.append(Job(member.name, str(member.path), None, family, getattr(member, "tokens", None)))
     if model:
         from compress.bench.describe import default_model_name
 
@@ -183,7 +184,10 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
                 bar.update()
                 continue
             started = time.perf_counter()
-            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None, trust_remote_code, overwrite)
+            reference = reference_path(out_dir, job.model, scenario)
+            wanted = job.variant is not None or any(j.variant is not None and j.model == job.model for j in jobs)
+            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None,
+                                     reference if wanted else None, trust_remote_code, overwrite)
             saved_model = saved or saved_model
             store.append(record)
             recorded.add(record_key(record))
@@ -219,7 +223,14 @@ def _summary(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust_remote_code: bool = False, overwrite: bool = False):
+def reference_path(out_dir: Path, model: str, scenario: str) -> Path:
+    """Where the dense source's next-token reference (for KL and top-1 agreement) is kept."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model)
+    return out_dir / "references" / f"{safe}-{scenario}.npz"
+
+
+def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, reference: Path | None = None,
+             trust_remote_code: bool = False, overwrite: bool = False):
     import compress
     from compress.bench import bench
     from compress.checkpoint import read_manifest
@@ -233,6 +244,12 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
             "source, and this one would be recorded as dense; give the dense model it came from "
             f"({(manifest or {}).get('source_model') or 'see its compression.json'})"
         )
+    if job.variant is not None and reference is not None and not reference.is_file():
+        # The dense record predates the reference (or another shard ran it): build it from the
+        # source, loaded here anyway before compression, so both models are never held at once.
+        from compress.bench.runner import write_reference
+
+        write_reference(model, tokenizer, bench_config, reference, model_name=job.model)
     fields: dict[str, Any] = {
         "family": job.family,
         "source_model": job.model,
@@ -244,6 +261,7 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
         "non_embedding_params": info.non_embedding_params,
         "path": job.source,
         "passes": [],
+        "train_tokens": job.tokens,
     }
     saved = None
     if job.variant is not None:
@@ -260,7 +278,9 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
             fields["path"] = str(saved)
             fields["content_sha256"] = read_manifest(saved).get("content_sha256")
     fault_point("bench")
-    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False, **fields)
+    fidelity = {} if reference is None else {"reference": reference} if job.variant else {"reference_out": reference}
+    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False,
+                   **fidelity, **fields)
     return record, saved
 
 
