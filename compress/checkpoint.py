@@ -182,7 +182,7 @@ def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_
         if dtype is not None:
             packed.to(dtype)  # biases follow the model's dtype; packed codes and fp16 scales keep theirs
         model.set_submodule(name, packed)
-    state = load_file(str(path / WEIGHTS_NAME))
+    state = _export_hook_restore(load_file(str(path / WEIGHTS_NAME)), manifest)
     result = model.load_state_dict(state, strict=False)
     tied = set(_tied_names(model))
     missing = [k for k in result.missing_keys if k not in tied]
@@ -273,9 +273,11 @@ def save(
             for name, tensor in model.state_dict().items()
             if name not in aliases and tensor is not None
         }
+        tensors, quantization_config, layout = _export_hook_layout(model, tensors)
         save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
         if getattr(model, "config", None) is not None:
             model.config.save_pretrained(staging)
+            _export_hook_config(staging, quantization_config)
         generation_config = getattr(model, "generation_config", None)
         if generation_config is not None:
             try:
@@ -289,6 +291,7 @@ def save(
         document = {
             "schema": 1,
             **(manifest or {}),
+            "layout": layout,
             "modules": packed,
             "weight_bytes": info.weight_bytes,
             "weights_file_bytes": (staging / WEIGHTS_NAME).stat().st_size,
@@ -331,3 +334,28 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     os.rename(out, retired)
     os.rename(staging, out)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Export hook (issue 11, compress/export/native.py): the saved folder is either loadable by plain
+# transformers (compressed-tensors layout) or refused by it; never read as random dense weights.
+
+
+def _export_hook_layout(model: nn.Module, tensors: dict[str, torch.Tensor]):
+    from compress.export.native import saved_layout
+
+    return saved_layout(model, tensors)
+
+
+def _export_hook_config(folder: Path, quantization_config: dict[str, Any] | None) -> None:
+    document = json.loads((folder / "config.json").read_text())
+    document.pop("quantization_config", None)
+    if quantization_config is not None:
+        document["quantization_config"] = quantization_config
+    _write_json(folder / "config.json", document)
+
+
+def _export_hook_restore(state: dict[str, torch.Tensor], manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from compress.export.native import restore_layout
+
+    return restore_layout(state, manifest)

@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.errors import RecipeError
+from compress.export.recipe_section import ExportConfig
 from compress.passes.base import PassConfig
 from compress.registry import get_pass
 from compress.targets import check_pattern
@@ -87,6 +88,7 @@ class Recipe(BaseModel):
     report: ReportConfig = Field(default_factory=ReportConfig)
     out: str | None = None
     trust_remote_code: bool = False
+    export: ExportConfig | None = None  # issue 11: compress/export/recipe_section.py
     source_file: str | None = Field(None, exclude=True)
 
     # -- construction ----------------------------------------------------------------------
@@ -135,7 +137,7 @@ class Recipe(BaseModel):
         if duplicates:
             raise RecipeError(f"{source}: variant names must be unique; repeated: {', '.join(duplicates)} (set 'name:' on each)")
         fields = {}
-        for key, model_class in (("data", DataConfig), ("report", ReportConfig)):
+        for key, model_class in (("data", DataConfig), ("report", ReportConfig), ("export", ExportConfig)):
             if key in document:
                 fields[key] = _validate(model_class, document.pop(key), source, key)
         if "bench" in document:
@@ -172,6 +174,8 @@ class Recipe(BaseModel):
             document["out"] = self.out
         if self.trust_remote_code:
             document["trust_remote_code"] = True
+        if self.export is not None:
+            document["export"] = self.export.model_dump(mode="json", exclude_none=True)
         return document
 
     def to_yaml(self) -> str:
@@ -184,7 +188,7 @@ class Recipe(BaseModel):
         return any(get_pass(p.pass_name).needs_calibration for v in self.variants for p in v.passes)
 
 
-ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out", "trust_remote_code"}
+ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out", "trust_remote_code", "export"}
 
 
 def _check_keys(source: str, where: str, document: dict, allowed: set[str]) -> None:

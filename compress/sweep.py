@@ -51,6 +51,7 @@ class SweepResult:
     gate_failures: list[str] = field(default_factory=list)
     report: dict[str, Any] | None = None
     saved_model: Path | None = None
+    exported: dict[str, Any] | None = None  # the recipe's `export:` artifact (compress/export)
 
 
 def _by_size(member) -> tuple[bool, int]:
@@ -172,9 +173,18 @@ def run_recipe(
     records = [r for r in load_all_records(out_dir) if r.get("scenario") == scenario]
     result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
     result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
+    from compress.export.recipe_section import export_saved
+
+    result.exported = export_saved(recipe.export, saved_model or _previous_save(out_dir, single), out_dir)
     if ladder is not None and count == 1:
         result.report = _report(records, out_dir, recipe)
     return result
+
+
+def _previous_save(out_dir: Path, single: bool) -> Path | None:
+    """A resumed single-model run skipped its job: export the model its first run saved."""
+    saved = out_dir / "model"
+    return saved if single and (saved / "compression.json").is_file() else None
 
 
 def _ladder(recipe: Recipe, progress: bool):

@@ -81,6 +81,9 @@ def apply(
         for spec, config in zip(specs, configs):
             reports.append(spec.run(model, config, context))
     model.train(was_training)
+    from compress.export.native import mark_packed  # issue 11: save_pretrained must not write random weights
+
+    mark_packed(model)
     return model, reports
 
 
