@@ -35,16 +35,10 @@ def export(model_or_path: Any, fmt: str, out: str | os.PathLike, *, tokenizer: A
     else:
         if gguf_type != "auto":
             raise UserError(f"export: --gguf-type applies to --format gguf only (got --format {fmt})")
-        writer = _folder_writer(fmt)
-        staging = common.staging_folder(out_path)
-        try:
-            details = writer(source.model, staging, tokenizer=source.tokenizer)
-            common.publish_folder(staging, out_path)
-        except BaseException:
-            import shutil
+        from compress.atomic import staged_dir
 
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with staged_dir(out_path, replace=_ours) as staging:
+            details = _folder_writer(fmt)(source.model, staging, tokenizer=source.tokenizer)
     summary = {"format": fmt, "path": str(out_path), "bytes": common.folder_bytes(out_path)}
     if source.path is not None:
         summary["source"] = str(source.path)
@@ -61,17 +55,18 @@ def _folder_writer(fmt: str):
     return write
 
 
+def _ours(target: Path) -> bool:
+    """An existing output is replaced only when it is an empty folder or a model folder."""
+    return target.is_dir() and (not any(target.iterdir()) or (target / "config.json").is_file())
+
+
 def _export_gguf(source, out_path: Path, gguf_type: str, progress: bool) -> dict[str, Any]:
-    from compress.export import common
+    from compress.atomic import staged_file
     from compress.export.gguf import write
 
     if out_path.suffix != ".gguf":
         raise UserError(f"export: a GGUF export is one file ending in .gguf; got --out {out_path} (try {out_path.with_suffix('.gguf')})")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_path.parent / f".{out_path.name}.partial-{os.getpid()}"
-    try:
-        details = write(source.model, staging, tokenizer=source.tokenizer, gguf_type=gguf_type, progress=progress)
-        common.publish_file(staging, out_path)
-    finally:
-        staging.unlink(missing_ok=True)
-    return details
+    if out_path.is_dir():
+        raise UserError(f"export: output {out_path} is a folder; a GGUF export is one file, e.g. --out {out_path / 'model.gguf'}")
+    with staged_file(out_path) as staging:
+        return write(source.model, staging, tokenizer=source.tokenizer, gguf_type=gguf_type, progress=progress)

@@ -13,9 +13,6 @@ skeleton on the meta device (no memory, no weights) and reads which one each nam
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -84,11 +81,11 @@ def dense_state_dict(model: nn.Module, types: dict[str, str] | None = None) -> d
     """The state dict of the model with every packed layer written back as its dense original
     (`weight` in the original layout, `bias`), dequantized exactly into fp32 (or the model's dtype
     when that is wider). Tied tensors appear once."""
-    from compress.checkpoint import _tied_names
+    from compress.saving import tied_names
 
     types = types if types is not None else original_types(model)
     dtype = torch.float32 if model_dtype(model).itemsize <= 4 else model_dtype(model)
-    aliases = set(_tied_names(model))
+    aliases = set(tied_names(model))
     packed = {name: m for name, m in model.named_modules() if isinstance(m, PackedModule)}
     state: dict[str, torch.Tensor] = {}
     for key, tensor in model.state_dict().items():
@@ -118,34 +115,6 @@ def dense_copy(model: nn.Module) -> nn.Module:
             linear.bias.data = bias.detach().float()
         clone.set_submodule(name, linear)
     return clone.float().eval()
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic output: a folder or file appears whole under its name, or not at all.
-
-
-def staging_folder(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in [*out.parent.glob(f".{out.name}.partial-*"), *out.parent.glob(f".{out.name}.old-*")]:
-        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    return staging
-
-
-def publish_folder(staging: Path, out: Path) -> None:
-    from compress.checkpoint import _fsync_dir, _swap_into_place
-
-    _fsync_dir(staging)
-    _swap_into_place(staging, out)
-
-
-def publish_file(staging_file: Path, out: Path) -> None:
-    if out.exists() and out.is_dir():
-        raise UserError(f"export: output {out} is a folder; a GGUF export is one file, e.g. --out {out / 'model.gguf'}")
-    with open(staging_file, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(staging_file, out)
 
 
 def folder_bytes(path: Path) -> int:

@@ -186,9 +186,9 @@ def _write_tensors(writer, model: nn.Module, arch, gguf_type: str) -> dict[str, 
     exact: dict[str, float] = {}
     requantized: dict[str, float] = {}
     types: dict[str, str] = {}
-    from compress.checkpoint import _tied_names
+    from compress.saving import tied_names
 
-    aliases = set(_tied_names(model))  # a tied head is token_embd again: llama.cpp and transformers reuse it
+    aliases = set(tied_names(model))  # a tied head is token_embd again: llama.cpp and transformers reuse it
     state = {k: v for k, v in model.state_dict().items() if v is not None and k not in aliases}
     seen: set[str] = set()
     for key in list(state):
