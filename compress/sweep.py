@@ -54,6 +54,7 @@ class SweepResult:
     slower_than_dense: list[str] = field(default_factory=list)  # variants whose latency exceeds their dense source's
     report: dict[str, Any] | None = None
     saved_model: Path | None = None
+    exported: dict[str, Any] | None = None  # the recipe's `export:` artifact (compress/export)
 
 
 def _by_size(member) -> tuple[bool, int]:
@@ -199,10 +200,19 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
     result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
     result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
     result.slower_than_dense = slower_than_dense(records)
+    from compress.export.recipe_section import export_saved
+
+    result.exported = export_saved(recipe.export, saved_model or _previous_save(out_dir, single), out_dir)
     if ladder is not None and count == 1:
         fault_point("report")
         result.report = _report(records, out_dir, recipe)
     return result
+
+
+def _previous_save(out_dir: Path, single: bool) -> Path | None:
+    """A resumed single-model run skipped its job: export the model its first run saved."""
+    saved = out_dir / "model"
+    return saved if single and (saved / "compression.json").is_file() else None
 
 
 def _ladder(recipe: Recipe, progress: bool):

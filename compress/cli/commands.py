@@ -128,6 +128,7 @@ def _result_json(result) -> dict:
         "slower_than_dense": result.slower_than_dense,
         "report": result.report,
         "saved_model": str(result.saved_model) if result.saved_model else None,
+        "exported": getattr(result, "exported", None),
     }
 
 
@@ -150,6 +151,8 @@ def _print_result(result) -> None:
     print(f"\n{result.ran} job(s) run, {result.skipped} skipped (already recorded); results in {result.out}")
     if result.saved_model:
         print(f"compressed checkpoint: {result.saved_model}")
+    if getattr(result, "exported", None):
+        print(f"exported ({result.exported['format']}): {result.exported['path']}")
     if result.report:
         recommendation = result.report.get("recommendation")
         if recommendation:
