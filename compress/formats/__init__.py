@@ -1,10 +1,13 @@
 """Packed weight formats: the storage and compute of compressed layers.
 
 Importing this package registers the built-in formats with `compress.formats.base.FORMATS`:
-"packed_int" (`QuantizedLinear`: 2–8-bit codes, packed, fp16 group scales/zeros).
+"packed_int" (`QuantizedLinear`: 2–8-bit codes, packed, fp16 group scales/zeros) and
+"sparse_bitmask" (`SparseLinear`: kept values + bitmask in compressed-tensors' sparse layouts,
+optionally with packed k-bit codes as values).
 """
 
 from compress.formats.base import FORMATS, PackedModule, build_packed, register_format
 from compress.formats.quantized_linear import QuantizedLinear
+from compress.formats.sparse_linear import SparseLinear
 
-__all__ = ["FORMATS", "PackedModule", "QuantizedLinear", "build_packed", "register_format"]
+__all__ = ["FORMATS", "PackedModule", "QuantizedLinear", "SparseLinear", "build_packed", "register_format"]
