@@ -24,13 +24,9 @@ from compress.errors import ScaleCompressError, UserError
 
 
 def pick_device(device: str | None) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} asked for, but torch sees no CUDA device; use --device cpu")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise UserError(f"device {device!r} is not supported for ladder training; allowed: auto, cpu, cuda, cuda:N")
-    return torch.device(device)
+    from compress.devices import resolve_device
+
+    return torch.device(resolve_device(device or "auto"))
 
 
 def autocast(device: torch.device):
@@ -47,6 +43,8 @@ def lr_at(step: int, steps: int, peak: float, warmup: int, floor: float) -> floa
 
 
 def build_model(plan, recipe, special_ids: dict[str, int], seed: int):
+    if getattr(recipe, "architecture", "llama") == "gpt2":
+        return _build_gpt2(plan, recipe, special_ids, seed)
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -65,6 +63,29 @@ def build_model(plan, recipe, special_ids: dict[str, int], seed: int):
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)
+
+
+def _build_gpt2(plan, recipe, special_ids: dict[str, int], seed: int):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=plan.vocab_size,
+        n_positions=recipe.seq_len,
+        n_embd=plan.width,
+        n_layer=plan.layers,
+        n_head=plan.heads,
+        n_inner=plan.intermediate_size,
+        initializer_range=recipe.init_std,
+        resid_pdrop=0.0,  # trained like the LLaMA members: no dropout on a single short pass
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=special_ids["bos"],
+        eos_token_id=special_ids["eos"],
+        pad_token_id=special_ids["pad"],
+    )
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(config)
 
 
 def _windows(stream: torch.Tensor, starts: torch.Tensor, seq_len: int, bos_id: int):
