@@ -37,6 +37,8 @@ BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
     "magnitude": "compress.algorithms.pruning.magnitude",
+    "structured": "compress.algorithms.pruning.structured",
+    "depth": "compress.algorithms.pruning.depth",
 }
 
 # What an algorithm class must define, by engine (any one of the names).
