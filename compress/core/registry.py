@@ -37,6 +37,8 @@ BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
     "magnitude": "compress.algorithms.pruning.magnitude",
+    "wanda": "compress.algorithms.pruning.wanda",
+    "sparsegpt": "compress.algorithms.pruning.sparsegpt",
     "structured": "compress.algorithms.pruning.structured",
     "depth": "compress.algorithms.pruning.depth",
 }

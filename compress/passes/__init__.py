@@ -12,6 +12,8 @@ _CONFIGS = {
     "RTNConfig": "compress.algorithms.quantization.rtn",
     "GPTQConfig": "compress.algorithms.quantization.gptq",
     "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
+    "WandaConfig": "compress.algorithms.pruning.wanda",
+    "SparseGPTConfig": "compress.algorithms.pruning.sparsegpt",
     "StructuredConfig": "compress.algorithms.pruning.structured",
     "DepthConfig": "compress.algorithms.pruning.depth",
 }
