@@ -40,6 +40,10 @@ BUILTIN_PASSES: dict[str, str] = {
     "awq": "compress.algorithms.quantization.awq",
     "smoothquant": "compress.algorithms.quantization.smoothquant",
     "bnb": "compress.algorithms.quantization.bnb",
+    "wanda": "compress.algorithms.pruning.wanda",
+    "sparsegpt": "compress.algorithms.pruning.sparsegpt",
+    "structured": "compress.algorithms.pruning.structured",
+    "depth": "compress.algorithms.pruning.depth",
 }
 
 # What an algorithm class must define, by engine (any one of the names).

@@ -15,6 +15,10 @@ _CONFIGS = {
     "AWQConfig": "compress.algorithms.quantization.awq",
     "SmoothQuantConfig": "compress.algorithms.quantization.smoothquant",
     "BnbConfig": "compress.algorithms.quantization.bnb",
+    "WandaConfig": "compress.algorithms.pruning.wanda",
+    "SparseGPTConfig": "compress.algorithms.pruning.sparsegpt",
+    "StructuredConfig": "compress.algorithms.pruning.structured",
+    "DepthConfig": "compress.algorithms.pruning.depth",
 }
 
 __all__ = sorted(_CONFIGS)
