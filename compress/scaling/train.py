@@ -31,6 +31,8 @@ def pick_device(device: str | None) -> torch.device:
 
 
 def build_model(plan, recipe, special_ids: dict[str, int], seed: int):
+    if getattr(recipe, "architecture", "llama") == "gpt2":
+        return _build_gpt2(plan, recipe, special_ids, seed)
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -49,6 +51,29 @@ def build_model(plan, recipe, special_ids: dict[str, int], seed: int):
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)
+
+
+def _build_gpt2(plan, recipe, special_ids: dict[str, int], seed: int):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=plan.vocab_size,
+        n_positions=recipe.seq_len,
+        n_embd=plan.width,
+        n_layer=plan.layers,
+        n_head=plan.heads,
+        n_inner=plan.intermediate_size,
+        initializer_range=recipe.init_std,
+        resid_pdrop=0.0,  # trained like the LLaMA members: no dropout on a single short pass
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=special_ids["bos"],
+        eos_token_id=special_ids["eos"],
+        pad_token_id=special_ids["pad"],
+    )
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(config)
 
 
 @torch.no_grad()
