@@ -213,3 +213,42 @@ def train(
         backend=torch.distributed.get_backend() if torch.distributed.is_available() and torch.distributed.is_initialized() else None,
         logs=logs,
     )
+
+
+def run(model: nn.Module, runs: list, context) -> None:
+    """The framework's entry: train each pass of `runs` (consecutive `train`-engine passes) in order.
+
+    Each algorithm prepares the module to train from the model, the loop trains it, and
+    `finish` returns the touched modules, which the framework checks and reports. With
+    `context.work_dir` set, checkpoints go to `<work_dir>/<pass>-<config hash>` and a rerun of
+    the same job resumes there.
+    """
+    import hashlib
+    import json
+
+    from compress.formats.dense import module_bytes
+
+    for pass_run in runs:
+        algorithm = pass_run.algorithm
+        started = time.perf_counter()
+        before = {name: module_bytes(module) for name, module in model.named_modules() if name}
+        module = algorithm.prepare(model)
+        work_dir = getattr(context, "work_dir", None)
+        checkpoint_dir = None
+        if work_dir is not None:
+            digest = hashlib.sha256(json.dumps(pass_run.config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:10]
+            checkpoint_dir = Path(work_dir) / f"{pass_run.name}-{digest}"
+        result = train(
+            module,
+            algorithm.loss,
+            algorithm.sampler(),
+            algorithm.settings(),
+            accelerator=make_accelerator(getattr(context, "device", None)),
+            checkpoint_dir=checkpoint_dir,
+            after_step=getattr(algorithm, "after_step", None),
+            progress=context.progress,
+        )
+        module.eval()
+        for name in algorithm.finish(module, result):
+            pass_run.touch(name, before.get(name, 0), model.get_submodule(name))
+        pass_run.seconds += time.perf_counter() - started

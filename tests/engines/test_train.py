@@ -50,11 +50,13 @@ def reference_member(plan, recipe, train_ids, seed):
     return model
 
 
-def test_ladder_member_on_the_engine_is_bit_identical_to_the_old_loop():
-    plan = plan_member("d32-l2", RECIPE)
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_ladder_member_on_the_engine_is_bit_identical_to_the_old_loop(architecture):
+    recipe = RECIPE.model_copy(update={"architecture": architecture})
+    plan = plan_member("d32-l2", recipe)
     ids = stream()
-    new, metrics = train_member(plan, RECIPE, ids, ids[:500], 2000, special_ids=SPECIAL, seed=0, device=torch.device("cpu"), progress=False)
-    old = reference_member(plan, RECIPE, ids, seed=0)
+    new, metrics = train_member(plan, recipe, ids, ids[:500], 2000, special_ids=SPECIAL, seed=0, device=torch.device("cpu"), progress=False)
+    old = reference_member(plan, recipe, ids, seed=0)
     new_state, old_state = new.state_dict(), old.state_dict()
     assert new_state.keys() == old_state.keys()
     assert all(torch.equal(new_state[k], old_state[k]) for k in new_state)
