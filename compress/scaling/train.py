@@ -21,13 +21,9 @@ from compress.errors import UserError
 
 
 def pick_device(device: str | None) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} asked for, but torch sees no CUDA device; use --device cpu")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise UserError(f"device {device!r} is not supported for ladder training; allowed: auto, cpu, cuda, cuda:N")
-    return torch.device(device)
+    from compress.devices import resolve_device
+
+    return torch.device(resolve_device(device or "auto"))
 
 
 def build_model(plan, recipe, special_ids: dict[str, int], seed: int):
