@@ -23,7 +23,7 @@ _LAZY = {
     "load": ("compress.checkpoint", "load"),
     "save": ("compress.checkpoint", "save"),
     "ModelInfo": ("compress.checkpoint", "ModelInfo"),
-    "apply": ("compress.passes.apply", "apply"),
+    "apply": ("compress.core.apply", "apply"),
     "Recipe": ("compress.recipe", "Recipe"),
     "passes": ("compress.passes", None),
 }

@@ -29,24 +29,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from compress.core.config import PassConfig
+from compress.core.context import DataConfig
+from compress.core.registry import get_pass
+from compress.core.targets import check_pattern
 from compress.errors import RecipeError, describe_validation_error, preview
 from compress.safe_yaml import load_yaml_text, read_yaml_file
-from compress.passes.base import PassConfig
-from compress.registry import get_pass
-from compress.targets import check_pattern
 
 RECIPE_VERSION = 1
-
-
-class DataConfig(BaseModel):
-    """Calibration data for passes that need it (GPTQ, AWQ, Wanda, ...)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source: str = Field("plays:train", description="'plays:<split>', a text file, folder or glob, or 'hf:<dataset>[/<config>]:<split>'.")
-    samples: int = Field(128, ge=1, le=100_000, description="Number of calibration sequences (GPTQ used 128).")
-    seq_len: int = Field(512, ge=8, le=131_072, description="Tokens per calibration sequence.")
-    seed: int = Field(0, description="Seed of the sampler: same seed, same sequences.")
 
 
 class ReportConfig(BaseModel):

@@ -244,8 +244,6 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
     }
     saved = None
     if job.variant is not None:
-        for config in job.variant.passes:  # the kill test's pass stage (core/apply.py has its own point)
-            fault_point(f"pass:{config.pass_name}")
         model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False)
         fields.update(describe_variant(job.variant, reports))
         if save_to is not None:

@@ -1,1 +1,2 @@
-"""Engines drive passes over a model: one-shot, block-wise calibration, and training."""
+"""Engines own traversal and data movement: `oneshot` (per module, no data), `sequential`
+(block-wise calibration), `train` (distillation). `stats` holds the running statistics."""

@@ -5,36 +5,38 @@ codes packed (4 per byte at 2 bits, 8 in 3 bytes at 3 bits, 2 per byte at 4 bits
 5–8 bits) with fp16 scales (and zero points when asymmetric), per group of `group_size` inputs
 of each output row. This is the GPTQ paper's RTN baseline (min-max grid including 0).
 
-    >>> import torch
-    >>> from compress.passes.base import PassContext
+    >>> import torch, compress
     >>> model = torch.nn.Sequential(torch.nn.Linear(256, 64))
-    >>> report = rtn(model, RTNConfig(bits=4, group_size=128), PassContext(progress=False))
+    >>> model, (report,) = compress.apply(model, [RTNConfig(bits=4, group_size=128)], progress=False)
     >>> type(model[0]).__name__, report.bytes_after < report.bytes_before / 6
     ('QuantizedLinear', True)
 """
 
 from __future__ import annotations
 
-import sys
+from typing import ClassVar
 
-import torch
 from pydantic import Field
 from torch import nn
-from tqdm import tqdm
 
-from compress.errors import UserError
+from compress.algorithms.quantization.grid import (
+    dequantize,
+    pack,
+    quantizable_linears,
+    rtn_quantize,
+)
+from compress.core.config import PassConfig
+from compress.core.registry import register_pass
 from compress.formats.affine import group_count
 from compress.formats.dense import module_bytes, weight_matrix
 from compress.formats.packing import packed_columns
 from compress.formats.quantized_linear import QuantizedLinear
-from compress.passes.base import PassConfig, PassContext, PassReport, Timer
-from compress.passes.quantization.grid import dequantize, rtn_quantize
-from compress.registry import register_pass
-from compress.targets import select_linears
 
 
 class RTNConfig(PassConfig):
     """Round-to-nearest quantization of linear weights to packed integers."""
+
+    pass_name: ClassVar[str] = "rtn"
 
     bits: int = Field(4, ge=2, le=8, description="Bits per weight, 2..8. 4 is the usual sweet spot; 8 is near lossless.")
     group_size: int | None = Field(
@@ -69,16 +71,7 @@ def _bias_bytes(module: nn.Module) -> int:
 
 
 def _selected(model: nn.Module, config: RTNConfig) -> list[tuple[str, nn.Module]]:
-    selected = select_linears(model, config.targets, config.ignore)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    for name, module in selected:
-        if module is head and inputs is not None and getattr(head, "weight", None) is getattr(inputs, "weight", None):
-            raise UserError(
-                f"rtn: targets select {name!r}, whose weight is tied to the input embeddings; quantizing it would "
-                "duplicate the embedding. Remove it from targets, or untie the embeddings first"
-            )
-    return selected
+    return quantizable_linears(model, config.targets, config.ignore, "rtn")
 
 
 def plan_rtn(model: nn.Module, config: RTNConfig) -> list[tuple[str, int, int]]:
@@ -91,51 +84,46 @@ def plan_rtn(model: nn.Module, config: RTNConfig) -> list[tuple[str, int, int]]:
 
 
 @register_pass(
-    "rtn",
-    config=RTNConfig,
+    RTNConfig,
+    engine="oneshot",
     description="Round-to-nearest weight quantization, 2-8 bits, group-wise or per channel, stored packed.",
     plan=plan_rtn,
 )
-def rtn(model: nn.Module, config: RTNConfig, context: PassContext) -> PassReport:
-    """Replace each selected linear layer by a packed `QuantizedLinear`; returns the report.
+class RTN:
+    """Replace each selected linear layer by a packed `QuantizedLinear`.
 
     Details: the relative Frobenius error of every layer's dequantized weight, their mean, and
     the layers whose last group is shorter because `group_size` does not divide their inputs.
     """
-    report = PassReport(pass_name="rtn", config=config.model_dump(mode="json"))
-    errors: dict[str, float] = {}
-    ragged: list[str] = []
-    with Timer() as timer, torch.no_grad():
-        selected = _selected(model, config)
-        for name, module in tqdm(selected, desc="rtn", unit="layer", file=sys.stderr, disable=not context.progress):
-            weight = weight_matrix(module).detach()
-            in_features = weight.shape[1]
-            if config.group_size is not None and in_features % config.group_size:
-                ragged.append(name)
-            codes, scales, zeros = rtn_quantize(weight, config.bits, config.group_size, config.symmetric)
-            packed = QuantizedLinear.from_codes(
-                codes,
-                scales,
-                None if config.symmetric else zeros,
-                bits=config.bits,
-                group_size=config.group_size,
-                symmetric=config.symmetric,
-                bias=getattr(module, "bias", None),
-            )
-            restored = dequantize(codes, scales, None if config.symmetric else zeros, config.group_size, config.bits)
-            errors[name] = round(float((restored - weight.float()).norm() / weight.float().norm().clamp_min(1e-30)), 6)
-            report.bytes_before += module_bytes(module)
-            report.bytes_after += module_bytes(packed)
-            report.modules.append(name)
-            model.set_submodule(name, packed)
-    report.seconds = timer.seconds
-    report.details = {
-        "bits": config.bits,
-        "group_size": config.group_size,
-        "symmetric": config.symmetric,
-        "format": QuantizedLinear.format_name,
-        "relative_error": errors,
-        "mean_relative_error": round(sum(errors.values()) / len(errors), 6) if errors else None,
-        "ragged_last_group": ragged,
-    }
-    return report
+
+    def __init__(self, config: RTNConfig, context=None) -> None:
+        self.config = config
+        self.errors: dict[str, float] = {}
+        self.ragged: list[str] = []
+
+    def select(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        return _selected(model, self.config)
+
+    def compress(self, name: str, module: nn.Module, stats=None) -> QuantizedLinear:
+        config = self.config
+        weight = weight_matrix(module).detach()
+        if config.group_size is not None and weight.shape[1] % config.group_size:
+            self.ragged.append(name)
+        codes, scales, zeros = rtn_quantize(weight, config.bits, config.group_size, config.symmetric)
+        packed = pack(codes, scales, zeros, bits=config.bits, group_size=config.group_size, symmetric=config.symmetric, bias=getattr(module, "bias", None))
+        restored = dequantize(codes, scales, None if config.symmetric else zeros, config.group_size, config.bits)
+        self.errors[name] = round(float((restored - weight.float()).norm() / weight.float().norm().clamp_min(1e-30)), 6)
+        return packed
+
+    def details(self) -> dict:
+        config, errors = self.config, self.errors
+        return {
+            "bits": config.bits,
+            "group_size": config.group_size,
+            "symmetric": config.symmetric,
+            "format": QuantizedLinear.format_name,
+            "relative_error": errors,
+            "mean_relative_error": round(sum(errors.values()) / len(errors), 6) if errors else None,
+            "ragged_last_group": self.ragged,
+        }
+

@@ -41,7 +41,7 @@ def check_pattern(entry: str) -> None:
             raise UserError(f"bad regex {entry!r}: {error}") from error
 
 
-def _matches_by_name(entry: str, name: str) -> bool:
+def matches_by_name(entry: str, name: str) -> bool:
     """Regexes search the full name; plain names match the module or any of its parents."""
     if entry.startswith("re:"):
         return re.search(entry[3:], name) is not None
@@ -75,11 +75,11 @@ def select_modules(model: nn.Module, targets: list[str], ignore: list[str] | Non
     for name, module in model.named_modules():
         if not name:
             continue
-        by_name = any(_matches_by_name(t, name) for t in targets)
+        by_name = any(matches_by_name(t, name) for t in targets)
         by_class = any(_matches_by_class(t, module) for t in targets)
         if not by_name and not (by_class and id(module) not in protected):
             continue
-        if any(_matches_by_name(i, name) or _matches_by_class(i, module) for i in ignore):
+        if any(matches_by_name(i, name) or _matches_by_class(i, module) for i in ignore):
             continue
         yield name, module
 
@@ -87,3 +87,26 @@ def select_modules(model: nn.Module, targets: list[str], ignore: list[str] | Non
 def select_linears(model: nn.Module, targets: list[str], ignore: list[str] | None = None) -> list[tuple[str, nn.Module]]:
     """Like `select_modules`, keeping only linear layers (what weight passes act on)."""
     return [(name, module) for name, module in select_modules(model, targets, ignore) if is_linear(module)]
+
+
+def describe_selection(model: nn.Module, targets: list[str], ignore: list[str] | None = None) -> str:
+    """Why a selection is empty, in one clause: what `targets` matched and what `ignore` removed.
+
+    >>> import torch
+    >>> describe_selection(torch.nn.Sequential(torch.nn.ReLU()), ["Linear"])
+    "targets ['Linear'] matched no module"
+    """
+    matched = list(select_modules(model, targets, []))
+    kept = list(select_modules(model, targets, ignore))
+    packed = sorted({type(m).__name__ for _, m in model.named_modules() if hasattr(m, "format_name")})
+    text = f"targets {targets} matched no module"
+    if matched:
+        examples = ", ".join(f"{n} ({type(m).__name__})" for n, m in matched[:3])
+        text = f"targets {targets} matched {len(matched)} module(s), e.g. {examples}"
+        if not kept:
+            text += f", all removed by ignore {ignore}"
+        else:
+            text += ", none of them a linear layer"
+    if packed:
+        text += f"; the model already holds compressed layers ({', '.join(packed)}): compress its dense source instead"
+    return text

@@ -5,39 +5,37 @@ bytes after equal bytes before). The sparsity in the report is *measured* on the
 pruning, per layer and in total over the targeted layers. N:M groups run along each output row's
 inputs (GPT-2's transposed `Conv1D` included): N weights kept in every M consecutive inputs.
 
-    >>> import torch
-    >>> from compress.passes.base import PassContext
+    >>> import torch, compress
     >>> model = torch.nn.Sequential(torch.nn.Linear(16, 8))
-    >>> report = magnitude(model, MagnitudeConfig(pattern="2:4"), PassContext(progress=False))
+    >>> model, (report,) = compress.apply(model, [MagnitudeConfig(pattern="2:4")], progress=False)
     >>> report.details["sparsity"], report.details["pattern"]
     (0.5, '2:4')
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
-from tqdm import tqdm
 
-from compress.errors import UserError
-from compress.formats.dense import module_bytes, weight_matrix
-from compress.passes.base import PassConfig, PassContext, PassReport, Timer
-from compress.passes.pruning.masks import (
+from compress.algorithms.pruning.masks import (
     global_masks,
     n_m_mask,
     parse_pattern,
     unstructured_mask,
 )
-from compress.registry import register_pass
-from compress.targets import select_linears
+from compress.core.config import PassConfig
+from compress.core.registry import register_pass
+from compress.errors import UserError
+from compress.formats.dense import weight_matrix
 
 
 class MagnitudeConfig(PassConfig):
     """Magnitude pruning: the weights with the smallest |w| become exactly zero."""
+
+    pass_name: ClassVar[str] = "magnitude"
 
     sparsity: float = Field(
         0.5,
@@ -100,52 +98,51 @@ def measured_sparsity(weights: dict[str, torch.Tensor]) -> tuple[float, dict[str
     return (round(sum(zeros.values()) / total, 6) if total else 0.0), per_layer
 
 
-def _plan(model: nn.Module, config: MagnitudeConfig) -> list[tuple[str, int, int]]:
-    """Dry run: every targeted layer, bytes unchanged (zeros are stored densely)."""
-    return [(name, module_bytes(m), module_bytes(m)) for name, m in select_linears(model, config.targets, config.ignore)]
-
-
 @register_pass(
-    "magnitude",
-    config=MagnitudeConfig,
+    MagnitudeConfig,
+    engine="oneshot",
     description="Magnitude pruning: unstructured per layer or global, or N:M (2:4, 4:8); zeros stored densely.",
-    plan=_plan,
 )
-def magnitude(model: nn.Module, config: MagnitudeConfig, context: PassContext) -> PassReport:
-    """Zero the smallest-magnitude weights of the selected layers in place; returns the report."""
-    report = PassReport(pass_name="magnitude", config=config.model_dump(mode="json"))
-    with Timer() as timer, torch.no_grad():
-        selected = select_linears(model, config.targets, config.ignore)
-        weights = {name: weight_matrix(module) for name, module in selected}  # (out, in) views
+class Magnitude:
+    """Zero the smallest-magnitude weights of the selected layers in place."""
+
+    def __init__(self, config: MagnitudeConfig, context=None) -> None:
+        self.config = config
+        self.masks: dict[str, torch.Tensor] = {}
+        self.weights: dict[str, torch.Tensor] = {}  # (out, in) views of the pruned layers, measured at the end
+
+    def prepare(self, selected: list[tuple[str, nn.Module]]) -> None:
+        """Check N:M widths before anything is pruned; one threshold for the global scope."""
+        config = self.config
         if config.pattern:
-            n, m = parse_pattern(config.pattern)
-            uneven = [f"{name} ({w.shape[1]})" for name, w in weights.items() if w.shape[1] % m]
+            _, m = parse_pattern(config.pattern)
+            uneven = [f"{name} ({weight_matrix(module).shape[1]})" for name, module in selected if weight_matrix(module).shape[1] % m]
             if uneven:
                 raise UserError(
                     f"magnitude: pattern {config.pattern!r} needs input widths divisible by {m}; "
                     f"{', '.join(uneven[:5])} are not. Add them to ignore or choose another pattern"
                 )
-        if config.scope == "global" and not config.pattern:
-            masks = dict(zip(weights, global_masks(list(weights.values()), config.sparsity)))
+        elif config.scope == "global":
+            names = [name for name, _ in selected]
+            self.masks = dict(zip(names, global_masks([weight_matrix(module) for _, module in selected], config.sparsity)))
+
+    def compress(self, name: str, module: nn.Module, stats=None) -> None:
+        weight = weight_matrix(module)
+        if self.config.pattern:
+            mask = n_m_mask(weight, *parse_pattern(self.config.pattern))
         else:
-            masks = {}
-        for name, weight in tqdm(weights.items(), desc="magnitude", unit="layer", file=sys.stderr, disable=not context.progress):
-            if config.pattern:
-                mask = n_m_mask(weight, n, m)
-            else:
-                mask = masks.pop(name) if name in masks else unstructured_mask(weight, config.sparsity)
-            weight.masked_fill_(~mask, 0)
-        size = sum(module_bytes(module) for _, module in selected)
-    total, per_layer = measured_sparsity(weights)
-    report.modules = list(weights)
-    report.bytes_before = report.bytes_after = size
-    report.seconds = timer.seconds
-    report.details = {
-        "sparsity": total,
-        "sparsity_per_layer": per_layer,
-        "target_sparsity": config.sparsity,
-        "scope": config.scope,
-        "pattern": config.pattern,
-        "stored": "dense",
-    }
-    return report
+            mask = self.masks.pop(name) if name in self.masks else unstructured_mask(weight, self.config.sparsity)
+        weight.masked_fill_(~mask, 0)
+        self.weights[name] = weight
+
+    def details(self) -> dict:
+        total, per_layer = measured_sparsity(self.weights)
+        config = self.config
+        return {
+            "sparsity": total,
+            "sparsity_per_layer": per_layer,
+            "target_sparsity": config.sparsity,
+            "scope": config.scope,
+            "pattern": config.pattern,
+            "stored": "dense",
+        }

@@ -4,10 +4,10 @@ import transformers
 from pydantic import ValidationError
 
 import compress
+from compress.algorithms.pruning.magnitude import MagnitudeConfig
+from compress.core.context import PassContext
+from compress.core.registry import get_pass
 from compress.errors import UserError
-from compress.passes.base import PassContext
-from compress.passes.pruning.magnitude import MagnitudeConfig
-from compress.registry import get_pass
 
 
 def llama():

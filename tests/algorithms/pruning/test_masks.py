@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from compress.errors import UserError
-from compress.passes.pruning.masks import (
+from compress.algorithms.pruning.masks import (
     global_masks,
     n_m_mask,
     parse_pattern,
     smallest_masks,
     unstructured_mask,
 )
+from compress.errors import UserError
 
 
 def test_unstructured_drops_exactly_the_smallest():

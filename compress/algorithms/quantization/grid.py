@@ -27,10 +27,12 @@ from typing import NamedTuple
 
 import torch
 
-from compress.formats.affine import dequantize_codes as dequantize  # codes -> weights, shared with the formats
+from compress.formats.affine import (
+    dequantize_codes as dequantize,  # codes -> weights, shared with the formats
+)
 from compress.formats.affine import expand_groups, group_count
 
-__all__ = ["QuantizedWeight", "dequantize", "expand_groups", "find_params", "grid_params", "group_count", "quantize", "rtn_quantize"]
+__all__ = ["QuantizedWeight", "dequantize", "expand_groups", "find_params", "grid_params", "group_count", "pack", "quantizable_linears", "quantize", "rtn_quantize"]
 
 FP16_MAX = 65504.0
 FP16_TINY = 2.0**-24  # smallest positive fp16 (subnormal): keeps a scale from rounding to 0
@@ -101,3 +103,29 @@ def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int | None, symmet
     """
     scales, zeros = grid_params(weight, bits, group_size, symmetric)
     return QuantizedWeight(quantize(weight, scales, zeros, bits, group_size), scales, zeros)
+
+
+def pack(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, *, bits: int, group_size: int | None, symmetric: bool, bias=None):
+    """Codes and their grid as the packed `QuantizedLinear` every weight-only quantizer stores
+    (rtn, gptq, awq): one format, so all of them decode equally fast."""
+    from compress.formats.quantized_linear import QuantizedLinear
+
+    return QuantizedLinear.from_codes(codes, scales, None if symmetric else zeros, bits=bits, group_size=group_size, symmetric=symmetric, bias=bias)
+
+
+def quantizable_linears(model, targets: list[str], ignore: list[str], pass_name: str) -> list:
+    """The linear layers a weight quantizer selects; a head tied to the input embeddings is refused
+    (quantizing it would store the embedding twice)."""
+    from compress.core.targets import select_linears
+    from compress.errors import UserError
+
+    selected = select_linears(model, targets, ignore)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    for name, module in selected:
+        if module is head and inputs is not None and getattr(head, "weight", None) is getattr(inputs, "weight", None):
+            raise UserError(
+                f"{pass_name}: targets select {name!r}, whose weight is tied to the input embeddings; quantizing it would "
+                "duplicate the embedding. Remove it from targets, or untie the embeddings first"
+            )
+    return selected

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from compress.passes.quantization.grid import (
+from compress.algorithms.quantization.grid import (
     dequantize,
     find_params,
     grid_params,

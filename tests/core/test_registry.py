@@ -1,10 +1,12 @@
 from types import SimpleNamespace
 
 import pytest
+import torch
 
-from compress import registry
+import compress
+from compress.core import registry
+from compress.core.config import PassConfig
 from compress.errors import ScaleCompressError, UserError
-from compress.passes.base import PassConfig, PassReport, PassSpec
 
 
 def test_builtin_passes_are_listed():
@@ -21,11 +23,17 @@ class _PluginConfig(PassConfig):
     pass_name = "plugin_noop"
 
 
-def _plugin_run(model, config, context):
-    return PassReport(pass_name="plugin_noop", config=config.model_dump())
+class _PluginAlgorithm:
+    """Scales every selected weight by 1 (a no-op that still touches the modules)."""
+
+    def __init__(self, config, context):
+        self.config = config
+
+    def compress(self, name, module, stats=None):
+        module.weight.mul_(1.0)
 
 
-PLUGIN_SPEC = PassSpec(name="plugin_noop", config=_PluginConfig, run=_plugin_run, description="does nothing", origin="?")
+PLUGIN_SPEC = registry.PassSpec(name="plugin_noop", config=_PluginConfig, algorithm=_PluginAlgorithm, engine="oneshot", description="does nothing", origin="?")
 
 
 def _fake_entry_points(monkeypatch, entries):
@@ -38,11 +46,13 @@ def _entry(name, obj, dist="acme-passes"):
     return SimpleNamespace(name=name, value=f"acme:{name}", dist=SimpleNamespace(name=dist), load=lambda: obj)
 
 
-def test_third_party_pass_arrives_through_entry_points(monkeypatch):
+def test_third_party_pass_arrives_through_entry_points_and_runs(monkeypatch):
     _fake_entry_points(monkeypatch, [_entry("plugin_noop", PLUGIN_SPEC)])
     spec = registry.get_pass("plugin_noop")
     assert spec.origin == "acme-passes"
     assert "plugin_noop" in registry.pass_names()
+    _, (report,) = compress.apply(torch.nn.Sequential(torch.nn.Linear(4, 4)), [_PluginConfig()], progress=False)
+    assert report.modules == ["0"] and report.bytes_before == report.bytes_after == 80
 
 
 def test_plugin_shadowing_a_builtin_fails_loudly(monkeypatch):
@@ -59,6 +69,27 @@ def test_plugin_that_is_not_a_pass_is_named(monkeypatch):
 
 def test_duplicate_registration_fails(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    registry.register_pass("dup_pass", config=_PluginConfig, description="one")(lambda m, c, x: None)
+
+    class One(_PluginAlgorithm):
+        pass
+
+    class Two(_PluginAlgorithm):
+        pass
+
+    registry.register_pass(_PluginConfig, description="one")(One)
     with pytest.raises(ScaleCompressError, match="registered twice"):
-        registry.register_pass("dup_pass", config=_PluginConfig, description="two")(lambda m, c, x: None)
+        registry.register_pass(_PluginConfig, description="two")(Two)
+
+
+def test_registration_checks_the_algorithm_shape():
+    class Nameless(PassConfig):
+        pass
+
+    with pytest.raises(ScaleCompressError, match="no pass_name"):
+        registry.register_pass(Nameless, description="?")
+    with pytest.raises(ScaleCompressError, match="engine 'blockwise'"):
+        registry.register_pass(_PluginConfig, engine="blockwise", description="?")
+    with pytest.raises(ScaleCompressError, match="unknown needs"):
+        registry.register_pass(_PluginConfig, needs={"labels"}, description="?")
+    with pytest.raises(ScaleCompressError, match="defines compress or compress_block"):
+        registry.register_pass(_PluginConfig, engine="sequential", description="?")(object)
