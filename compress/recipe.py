@@ -29,24 +29,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from compress.core.config import PassConfig
+from compress.core.context import DataConfig
+from compress.core.registry import get_pass
+from compress.core.targets import check_pattern
 from compress.errors import RecipeError, describe_validation_error, preview
+from compress.export.recipe_section import ExportConfig
 from compress.safe_yaml import load_yaml_text, read_yaml_file
-from compress.passes.base import PassConfig
-from compress.registry import get_pass
-from compress.targets import check_pattern
 
 RECIPE_VERSION = 1
-
-
-class DataConfig(BaseModel):
-    """Calibration data for passes that need it (GPTQ, AWQ, Wanda, ...)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source: str = Field("plays:train", description="'plays:<split>', a text file, folder or glob, or 'hf:<dataset>[/<config>]:<split>'.")
-    samples: int = Field(128, ge=1, le=100_000, description="Number of calibration sequences (GPTQ used 128).")
-    seq_len: int = Field(512, ge=8, le=131_072, description="Tokens per calibration sequence.")
-    seed: int = Field(0, description="Seed of the sampler: same seed, same sequences.")
 
 
 class ReportConfig(BaseModel):
@@ -87,6 +78,7 @@ class Recipe(BaseModel):
     bench: dict[str, Any] = Field(default_factory=dict)
     report: ReportConfig = Field(default_factory=ReportConfig)
     out: str | None = None
+    export: ExportConfig | None = None  # issue 11: compress/export/recipe_section.py
     source_file: str | None = Field(None, exclude=True)
 
     # -- construction ----------------------------------------------------------------------
@@ -142,7 +134,7 @@ class Recipe(BaseModel):
         if duplicates:
             raise RecipeError(f"{source}: variant names must be unique; repeated: {', '.join(duplicates)} (set 'name:' on each)")
         fields = {}
-        for key, model_class in (("data", DataConfig), ("report", ReportConfig)):
+        for key, model_class in (("data", DataConfig), ("report", ReportConfig), ("export", ExportConfig)):
             if key in document:
                 fields[key] = _validate(model_class, document.pop(key), source, key)
         if "bench" in document:
@@ -175,6 +167,8 @@ class Recipe(BaseModel):
         document["report"] = self.report.model_dump(mode="json")
         if self.out is not None:
             document["out"] = self.out
+        if self.export is not None:
+            document["export"] = self.export.model_dump(mode="json", exclude_none=True)
         return document
 
     def to_yaml(self) -> str:
@@ -187,7 +181,7 @@ class Recipe(BaseModel):
         return any(get_pass(p.pass_name).needs_calibration for v in self.variants for p in v.passes)
 
 
-ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out"}
+ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out", "export"}
 
 
 def _check_keys(source: str, where: str, document: dict, allowed: set[str]) -> None:

@@ -91,6 +91,8 @@ def run_command(
         _emit_json(_result_json(result))
     else:
         _print_result(result)
+    for line in result.slower_than_dense:
+        print(f"scalecompress: {line}", file=sys.stderr)
     if result.gate_failures:
         for line in result.gate_failures:
             print(f"scalecompress: accuracy gate crossed: {line}", file=sys.stderr)
@@ -99,7 +101,7 @@ def run_command(
 
 def _dry_run(recipe, model: str | None, json_output: bool, trust_remote_code: bool) -> None:
     import compress
-    from compress.passes.apply import plan
+    from compress.core.apply import plan
 
     source = model or recipe.model
     if source is None:
@@ -123,8 +125,10 @@ def _result_json(result) -> dict:
         "skipped": result.skipped,
         "records": result.records,
         "gate_failures": result.gate_failures,
+        "slower_than_dense": result.slower_than_dense,
         "report": result.report,
         "saved_model": str(result.saved_model) if result.saved_model else None,
+        "exported": getattr(result, "exported", None),
     }
 
 
@@ -147,6 +151,8 @@ def _print_result(result) -> None:
     print(f"\n{result.ran} job(s) run, {result.skipped} skipped (already recorded); results in {result.out}")
     if result.saved_model:
         print(f"compressed checkpoint: {result.saved_model}")
+    if getattr(result, "exported", None):
+        print(f"exported ({result.exported['format']}): {result.exported['path']}")
     if result.report:
         recommendation = result.report.get("recommendation")
         if recommendation:
@@ -163,7 +169,7 @@ def _fmt(value, digits: int) -> str:
 @ls_app.command("passes")
 def ls_passes(json_output: bool = typer.Option(False, "--json", help="Machine-readable list.")) -> None:
     """Every pass: name, package it comes from, what it does, its fields with defaults."""
-    from compress.registry import all_passes
+    from compress.core.registry import all_passes
 
     entries = []
     for spec in all_passes():
@@ -171,12 +177,22 @@ def ls_passes(json_output: bool = typer.Option(False, "--json", help="Machine-re
             name: {"default": _default(field), "type": _type_name(field.annotation), "description": field.description}
             for name, field in spec.config.model_fields.items()
         }
-        entries.append({"name": spec.name, "origin": spec.origin, "description": spec.description, "needs_calibration": spec.needs_calibration, "fields": fields})
+        entries.append(
+            {
+                "name": spec.name,
+                "origin": spec.origin,
+                "description": spec.description,
+                "engine": spec.engine,
+                "needs": sorted(spec.needs),
+                "needs_calibration": spec.needs_calibration,
+                "fields": fields,
+            }
+        )
     if json_output:
         _emit_json({"passes": entries})
         return
     for entry in entries:
-        needs = " (needs calibration data)" if entry["needs_calibration"] else ""
+        needs = f" (needs {', '.join(entry['needs'])})" if entry["needs"] else ""
         print(f"{entry['name']}  [{entry['origin']}]  {entry['description']}{needs}")
         for name, field in entry["fields"].items():
             print(f"    {name}: {field['type']} = {field['default']!r}  — {field['description'] or ''}")

@@ -40,7 +40,8 @@ def cache_key(corpus: Corpus, recipe: PocketRecipe, seed: int, family: str) -> s
         "family": family,
         "corpus": corpus.fingerprint,
         "tokenizer": tokenizer_key(corpus.fingerprint, recipe.vocab_size),
-        "recipe": recipe.model_dump(mode="json"),
+        # LLaMA ladders trained before `architecture` and `gpt2_ffn_ratio` existed keep their key (and cache).
+        "recipe": recipe.model_dump(mode="json", exclude={"architecture", "gpt2_ffn_ratio"} if recipe.architecture == "llama" else None),
         "seed": seed,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
@@ -121,7 +122,8 @@ def build_ladder(corpus: Corpus, plans: list[MemberPlan], recipe: PocketRecipe, 
         "lr_rule": recipe.lr_rule(),
         "embedding_share_note": "embedding share = tied token-embedding params / all params (input and output share one matrix)",
         "params_convention": "params: all parameters, tied embedding once; non_embedding_params: without the token embedding (Kaplan)",
-        "recipe": recipe.model_dump(mode="json"),
+        # LLaMA ladders trained before `architecture` and `gpt2_ffn_ratio` existed keep their key (and cache).
+        "recipe": recipe.model_dump(mode="json", exclude={"architecture", "gpt2_ffn_ratio"} if recipe.architecture == "llama" else None),
         "tokenizer": {"kind": "byte-level BPE, trained on the train text only", "vocab_size": recipe.vocab_size},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "members": members,

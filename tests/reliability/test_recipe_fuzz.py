@@ -20,7 +20,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from compress.errors import RecipeError  # noqa: E402
 from compress.recipe import ALLOWED_TOP_LEVEL, DataConfig, Recipe, ReportConfig  # noqa: E402
-from compress.registry import all_passes  # noqa: E402
+from compress.core.registry import all_passes  # noqa: E402
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: generation stays cheap
 PASSES = {spec.name: sorted(spec.config.model_fields) for spec in all_passes()}
