@@ -60,7 +60,9 @@ def _unique_tensors(model: nn.Module, include_buffers: bool):
 
 def weight_bytes(model: nn.Module) -> int:
     """Bytes of all parameters and persistent buffers as held (and saved), shared ones once."""
-    return sum(t.numel() * t.element_size() for _, t in _unique_tensors(model, include_buffers=True))
+    from compress.units import tensor_bytes
+
+    return tensor_bytes(t for _, t in _unique_tensors(model, include_buffers=True))
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:

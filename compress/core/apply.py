@@ -29,6 +29,7 @@ from compress.core.registry import spec_for
 from compress.core.report import PassReport, PassRun
 from compress.core.targets import select_linears
 from compress.errors import UserError
+from compress.faults import fault_point
 from compress.formats.dense import module_bytes
 
 
@@ -82,6 +83,8 @@ def run_passes(model: nn.Module, configs: PassConfig | Sequence[PassConfig], con
             group = list(group)
             context.asking = "+".join(r.name for r in group)
             engine_module = importlib.import_module(f"compress.engines.{engine}")
+            for pass_run in group:
+                fault_point(f"pass:{pass_run.name}")
             if engine == "train":
                 engine_module.run(model, group, context)  # the training engine manages grad itself
             else:
@@ -91,6 +94,9 @@ def run_passes(model: nn.Module, configs: PassConfig | Sequence[PassConfig], con
                 _finish(pass_run, model)
     finally:
         model.train(was_training)
+    from compress.export.native import mark_packed  # issue 11: save_pretrained must not write random weights
+
+    mark_packed(model)
     return [r.report for r in runs]
 
 

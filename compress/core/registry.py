@@ -35,10 +35,15 @@ NEEDS = frozenset({"calibration", "teacher", "train_data"})
 # name -> module whose import registers it; kept explicit so `ls passes` needs no package walk.
 BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
+    "gptq": "compress.algorithms.quantization.gptq",
     "magnitude": "compress.algorithms.pruning.magnitude",
     "awq": "compress.algorithms.quantization.awq",
     "smoothquant": "compress.algorithms.quantization.smoothquant",
     "bnb": "compress.algorithms.quantization.bnb",
+    "wanda": "compress.algorithms.pruning.wanda",
+    "sparsegpt": "compress.algorithms.pruning.sparsegpt",
+    "structured": "compress.algorithms.pruning.structured",
+    "depth": "compress.algorithms.pruning.depth",
 }
 
 # What an algorithm class must define, by engine (any one of the names).
@@ -141,7 +146,7 @@ def _load_entry_points() -> None:
             )
         try:
             obj = entry.load()
-        except Exception as error:  # noqa: BLE001 - a broken plugin must say which one it is
+        except Exception as error:
             raise ScaleCompressError(f"pass plugin {entry.name!r} ({entry.value}) failed to import: {error}") from error
         spec = getattr(obj, "spec", obj)
         if not isinstance(spec, PassSpec):

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.errors import UserError
 from compress.core.targets import describe_selection, select_linears
+from compress.errors import UserError
 from compress.formats.dense import module_bytes
 
 

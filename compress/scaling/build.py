@@ -15,11 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
 import sys
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from compress.cache import cache_dir
@@ -80,9 +76,9 @@ def _read_member(path: Path) -> dict | None:
 
 
 def _write_json(path: Path, document: dict) -> None:
-    staging = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    staging.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(staging, path)
+    from compress.atomic import write_json
+
+    write_json(path, document)
 
 
 def _ladder_from(manifest: dict, family: str) -> Ladder:
@@ -172,35 +168,20 @@ def _train_missing(corpus, plans, recipe, folder: Path, *, seed, device, progres
     return records
 
 
-@contextmanager
-def _quiet_transformers_bars():
-    # save_pretrained draws its own "Writing model shards" bar; ours already shows progress.
-    from transformers.utils import logging
-
-    was_enabled = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            logging.enable_progress_bar()
-
-
 def _save_member(model, tokenizer, record: dict, path: Path) -> None:
-    staging = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+    from compress.atomic import staged_dir
+    from compress.quiet import quiet_transformers
+
+    # Only a cache folder without its member file (debris of an old layout) is ever replaced.
+    unfinished = lambda folder: not (folder / MEMBER_FILE).is_file()  # noqa: E731
     try:
-        with _quiet_transformers_bars():
-            model.save_pretrained(str(staging))  # safetensors: transformers v5 writes nothing else
-        tokenizer.save_pretrained(str(staging))
-        (staging / MEMBER_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        if not (staging / "model.safetensors").is_file():
-            raise ScaleCompressError(f"{record['name']}: save_pretrained wrote no model.safetensors in {staging}")
-        if path.exists() and not (path / MEMBER_FILE).is_file():  # debris, never a finished member
-            shutil.rmtree(path)
-        try:
-            os.replace(staging, path)
-        except OSError:
-            if not (path / MEMBER_FILE).is_file():  # else another process finished it first
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with staged_dir(path, replace=unfinished) as staging:
+            with quiet_transformers(logs=False):  # save_pretrained draws its own bar; ours shows progress
+                model.save_pretrained(str(staging))  # safetensors: transformers v5 writes nothing else
+            tokenizer.save_pretrained(str(staging))
+            (staging / MEMBER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+            if not (staging / "model.safetensors").is_file():
+                raise ScaleCompressError(f"{record['name']}: save_pretrained wrote no model.safetensors in {staging}")
+    except FileExistsError:
+        if not (path / MEMBER_FILE).is_file():  # else another process finished it first
+            raise

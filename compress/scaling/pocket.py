@@ -113,9 +113,9 @@ class MemberPlan:
 
 
 def validation_message(error: ValidationError, where: str) -> str:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"{where}: field {field!r}: {first['msg']} (got {first.get('input')!r}); fix it or remove the field to use the default"
+    from compress.errors import describe_validation_error
+
+    return f"{where}: {describe_validation_error(error)}; fix it or remove the field to use the default"
 
 
 def parse_size(size: str) -> tuple[int, int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
 from compress.errors import UserError
@@ -232,9 +231,6 @@ def _html(blocks) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: the rename is atomic
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from compress.atomic import write_text
+
+    write_text(path, text)

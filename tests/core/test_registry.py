@@ -1,7 +1,6 @@
 from types import SimpleNamespace
 
 import pytest
-
 import torch
 
 import compress

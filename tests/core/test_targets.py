@@ -1,7 +1,7 @@
 import pytest
 
-from compress.errors import UserError
 from compress.core.targets import select_linears, select_modules
+from compress.errors import UserError
 from tests.conftest import tiny_gpt2
 
 

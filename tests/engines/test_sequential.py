@@ -15,7 +15,7 @@ from compress.engines.sequential import find_blocks
 
 def build(arch):
     torch.manual_seed(0)
-    common = dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+    common = {"vocab_size": 96, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4}
     configs = {
         "llama": lambda: transformers.LlamaConfig(**common, intermediate_size=64, num_key_value_heads=2),
         "qwen2": lambda: transformers.Qwen2Config(**common, intermediate_size=64, num_key_value_heads=2),

@@ -27,7 +27,9 @@ from typing import NamedTuple
 
 import torch
 
-from compress.formats.affine import dequantize_codes as dequantize  # codes -> weights, shared with the formats
+from compress.formats.affine import (
+    dequantize_codes as dequantize,  # codes -> weights, shared with the formats
+)
 from compress.formats.affine import expand_groups, group_count
 
 __all__ = ["QuantizedWeight", "dequantize", "expand_groups", "find_params", "grid_params", "group_count", "pack", "quantizable_linears", "quantize", "rtn_quantize"]

@@ -19,11 +19,14 @@ from typing import ClassVar
 from pydantic import Field
 from torch import nn
 
-from compress.algorithms.quantization.grid import dequantize, pack, rtn_quantize
+from compress.algorithms.quantization.grid import (
+    dequantize,
+    pack,
+    quantizable_linears,
+    rtn_quantize,
+)
 from compress.core.config import PassConfig
 from compress.core.registry import register_pass
-from compress.core.targets import select_linears
-from compress.errors import UserError
 from compress.formats.affine import group_count
 from compress.formats.dense import module_bytes, weight_matrix
 from compress.formats.packing import packed_columns
@@ -68,16 +71,7 @@ def _bias_bytes(module: nn.Module) -> int:
 
 
 def _selected(model: nn.Module, config: RTNConfig) -> list[tuple[str, nn.Module]]:
-    selected = select_linears(model, config.targets, config.ignore)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    for name, module in selected:
-        if module is head and inputs is not None and getattr(head, "weight", None) is getattr(inputs, "weight", None):
-            raise UserError(
-                f"rtn: targets select {name!r}, whose weight is tied to the input embeddings; quantizing it would "
-                "duplicate the embedding. Remove it from targets, or untie the embeddings first"
-            )
-    return selected
+    return quantizable_linears(model, config.targets, config.ignore, "rtn")
 
 
 def plan_rtn(model: nn.Module, config: RTNConfig) -> list[tuple[str, int, int]]:

@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from compress.errors import UserError
 from compress.algorithms.pruning.masks import (
     global_masks,
     n_m_mask,
@@ -9,6 +8,7 @@ from compress.algorithms.pruning.masks import (
     smallest_masks,
     unstructured_mask,
 )
+from compress.errors import UserError
 
 
 def test_unstructured_drops_exactly_the_smallest():

@@ -6,12 +6,12 @@ import transformers
 from pydantic import ValidationError
 
 import compress
+from compress.algorithms.quantization.rtn import RTNConfig, plan_rtn
 from compress.checkpoint import weight_bytes
+from compress.core.context import PassContext
+from compress.core.registry import get_pass
 from compress.errors import UserError
 from compress.formats import QuantizedLinear
-from compress.core.context import PassContext
-from compress.algorithms.quantization.rtn import RTNConfig, plan_rtn
-from compress.core.registry import get_pass
 
 
 def llama(dtype=torch.float32, tie=False):
