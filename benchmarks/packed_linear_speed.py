@@ -31,8 +31,8 @@ import torch.nn.functional as F
 import compress
 from compress.checkpoint import weight_bytes
 from compress.formats.quantized_linear import QuantizedLinear
-from compress.passes.quantization.grid import rtn_quantize
-from compress.passes.quantization.rtn import RTNConfig
+from compress.algorithms.quantization.grid import rtn_quantize
+from compress.algorithms.quantization.rtn import RTNConfig
 
 FULL_SHAPES = [(576, 576), (1536, 576), (576, 1536), (2048, 2048), (8192, 2048), (2048, 8192)]
 QUICK_SHAPES = [(256, 256), (512, 256)]

@@ -23,9 +23,10 @@ _LAZY = {
     "load": ("compress.checkpoint", "load"),
     "save": ("compress.checkpoint", "save"),
     "ModelInfo": ("compress.checkpoint", "ModelInfo"),
-    "apply": ("compress.passes.apply", "apply"),
+    "apply": ("compress.core.apply", "apply"),
     "Recipe": ("compress.recipe", "Recipe"),
     "passes": ("compress.passes", None),
+    "export": ("compress.export", "export"),
 }
 
 __all__ = sorted([*_LAZY, "bench"])

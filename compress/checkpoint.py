@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from compress.errors import ModelLoadError, UserError
-from compress.formats.base import PackedModule, build_packed
+from compress.errors import HubError, ModelLoadError, UserError, one_line, preview
+from compress.faults import fault_point
+from compress.formats.base import build_packed
 from compress.model_info import ModelInfo, count_params, model_info, storage_key, weight_bytes  # noqa: F401 - public here too
-
-MANIFEST_NAME = "compression.json"
-WEIGHTS_NAME = "model.safetensors"
+from compress.saving import MANIFEST_NAME, WEIGHTS_NAME, save, tied_names  # noqa: F401 - public here too
 TASKS = ("auto", "causal-lm", "masked-lm", "base")
 
 
@@ -72,17 +69,26 @@ def _causal_lm_types() -> set[str]:
     return set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 
 
-def _hub_error(source: str, error: Exception) -> ModelLoadError:
+def _hub_error(source: str, error: Exception) -> HubError:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     why = "the Hugging Face Hub is disabled (HF_HUB_OFFLINE=1)" if offline else "the Hugging Face Hub could not be reached or has no such model"
-    return ModelLoadError(
+    return HubError(
         f"cannot load {source!r}: it is not a local folder and {why}. "
         f"Download it on a connected machine and pass the folder, or check the id. ({first_line})"
     )
 
 
-def _check_local_folder(path: Path) -> None:
+def _looks_local(source: str, path: Path) -> bool:
+    """A path that cannot be a hub id ('name' or 'org/name'): it is a missing local folder."""
+    if source.startswith((".", "/", "~")) or path.suffix in (".json", ".safetensors") or os.sep + os.sep in source:
+        return True
+    if source.count("/") > 1 or source.endswith("/") or path.exists():
+        return True
+    return source.count("/") == 1 and path.parent.is_dir()  # 'out/model' where out/ is here
+
+
+def _check_local_folder(path: Path, trust_remote_code: bool) -> None:
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} has no config.json; pass a folder written by save_pretrained or compress.save")
     has_safetensors = (path / WEIGHTS_NAME).is_file() or (path / "model.safetensors.index.json").is_file()
@@ -90,6 +96,32 @@ def _check_local_folder(path: Path) -> None:
         pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
         hint = f" (found {', '.join(pickles)}: pickle files are never loaded; convert them to safetensors on a trusted machine)" if pickles else ""
         raise ModelLoadError(f"{path} has no safetensors weights{hint}")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{path / 'config.json'} is not valid JSON ({one_line(str(error), 120)}); the checkpoint is damaged") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path / 'config.json'} must hold a JSON object; the checkpoint is damaged")
+    # Checked here, before transformers sees the folder: it would ask on a terminal, or run the code.
+    if config.get("auto_map") and not trust_remote_code:
+        raise remote_code_error(str(path))
+    from transformers import CONFIG_MAPPING
+
+    model_type = config.get("model_type")
+    if not config.get("auto_map") and model_type not in CONFIG_MAPPING:
+        import transformers
+
+        raise ModelLoadError(
+            f"{path / 'config.json'}: model_type {preview(model_type)} is not one transformers {transformers.__version__} knows; "
+            "upgrade transformers, or check that config.json is the model's own"
+        )
+
+
+def remote_code_error(source: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{source} ships its own Python code (auto_map in config.json), which runs only when you allow it: "
+        "pass --trust-remote-code (library: trust_remote_code=True), and only for a source you trust"
+    )
 
 
 def _load_tokenizer(source: str, trust_remote_code: bool):
@@ -131,41 +163,77 @@ def load(
     """
     import transformers
 
+    fault_point("load")
     source_str = str(source)
     path = Path(source_str).expanduser()
     local = path.is_dir()
-    if not local and (source_str.startswith((".", "/", "~")) or path.suffix in (".json", ".safetensors")):
-        raise UserError(f"model folder {source_str!r} does not exist")
+    if path.exists() and not local:
+        raise UserError(f"{source_str!r} is a file; pass the model's folder (config.json + model.safetensors)")
+    if not local and _looks_local(source_str, path):
+        raise UserError(f"model folder {source_str!r} does not exist (and it is not a hub id like 'org/name')")
     if isinstance(dtype, str):
         if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
             raise UserError(f"unknown dtype {dtype!r}; allowed: float32, float16, bfloat16")
         dtype = getattr(torch, dtype)
     if local:
-        _check_local_folder(path)
+        _check_local_folder(path, trust_remote_code)
     manifest = read_manifest(path) if local else None
     try:
         config = transformers.AutoConfig.from_pretrained(source_str, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
+        if "trust_remote_code" in str(error):
+            raise remote_code_error(source_str) from None
         if local:
-            raise ModelLoadError(f"cannot read the config in {path}: {error}") from error
-        raise _hub_error(source_str, error) from error
+            raise ModelLoadError(f"cannot read the config in {path}: {one_line(str(error), 200)}") from None
+        raise _hub_error(source_str, error) from None
     model_class = _model_class(config, task)
     if manifest and manifest.get("modules"):
         model = _load_packed(path, config, model_class, manifest, dtype, trust_remote_code)
     else:
-        kwargs = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
-        if dtype is not None:
-            kwargs["dtype"] = dtype
-        try:
-            model = model_class.from_pretrained(source_str, **kwargs)
-        except OSError as error:
-            if local:
-                raise ModelLoadError(f"cannot load weights from {path}: {error}") from error
-            raise _hub_error(source_str, error) from error
+        model = _load_plain(source_str, path if local else None, model_class, dtype, trust_remote_code)
     model.to(device)
     model.eval()
     tokenizer = _load_tokenizer(source_str, trust_remote_code)
     return Loaded(model, tokenizer, model_info(model, source=source_str))
+
+
+def _load_plain(source: str, path: Path | None, model_class, dtype, trust_remote_code: bool) -> nn.Module:
+    """A checkpoint without packed layers; every weight must be in the file and nothing else."""
+    from compress.quiet import quiet_transformers
+
+    kwargs = {"use_safetensors": True, "trust_remote_code": trust_remote_code, "output_loading_info": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        with quiet_transformers():  # its report of missing keys is replaced by our error below
+            model, loading = model_class.from_pretrained(source, **kwargs)
+    except OSError as error:
+        if path is not None:
+            raise ModelLoadError(f"cannot load weights from {path}: {one_line(str(error), 200)}") from None
+        raise _hub_error(source, error) from None
+    except ValueError as error:
+        if "trust_remote_code" in str(error):
+            raise remote_code_error(source) from None
+        raise
+    mismatched = [str(entry[0]) if isinstance(entry, tuple) else str(entry) for entry in loading.get("mismatched_keys") or []]
+    check_weight_names(path or Path(source), loading.get("missing_keys") or [], loading.get("unexpected_keys") or [], mismatched)
+    return model
+
+
+def check_weight_names(path: Path, missing, unexpected, mismatched=()) -> None:
+    """A checkpoint whose tensors are not exactly the model's is an error naming them and the likely cause."""
+    missing, unexpected, mismatched = sorted(missing), sorted(unexpected), sorted(mismatched)
+    if not (missing or unexpected or mismatched):
+        return
+    packed_like = any(name.endswith((".qweight", ".scales", ".zeros", ".codes", ".mask")) for name in unexpected)
+    cause = (
+        f"the file holds packed (compressed) tensors but {MANIFEST_NAME} is missing or was edited; restore it from the saved checkpoint"
+        if packed_like or (unexpected and not (path / MANIFEST_NAME).is_file())
+        else "the weights file and config.json do not belong together (a damaged or edited checkpoint)"
+    )
+    parts = [f"{label} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+             for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if names]
+    raise ModelLoadError(f"{path}: weights do not match the model: {'; '.join(parts)}: {cause}")
 
 
 def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_code) -> nn.Module:
@@ -182,13 +250,17 @@ def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_
         if dtype is not None:
             packed.to(dtype)  # biases follow the model's dtype; packed codes and fp16 scales keep theirs
         model.set_submodule(name, packed)
-    state = load_file(str(path / WEIGHTS_NAME))
+    from compress.export.native import restore_layout  # issue 11: the compressed-tensors layout save writes
+
+    state = restore_layout(load_file(str(path / WEIGHTS_NAME)), manifest)
     result = model.load_state_dict(state, strict=False)
-    tied = set(_tied_names(model))
+    tied = set(tied_names(model))
     missing = [k for k in result.missing_keys if k not in tied]
     if missing or result.unexpected_keys:
         raise ModelLoadError(
-            f"{path / WEIGHTS_NAME} does not match its manifest: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+            f"{path / WEIGHTS_NAME} does not match {MANIFEST_NAME}: missing {len(missing)} ({', '.join(missing[:3])}), "
+            f"unexpected {len(result.unexpected_keys)} ({', '.join(result.unexpected_keys[:3])}); "
+            f"the weights file or {MANIFEST_NAME} was edited or comes from another save"
         )
     if tied and hasattr(model, "tie_weights"):
         model.tie_weights()
@@ -210,124 +282,3 @@ class _skip_init:
         for (module, name), fn in self._saved.items():
             setattr(module, name, fn)
         return False
-
-
-def _tied_names(model: nn.Module) -> list[str]:
-    """State-dict names that are aliases of an earlier tensor (tied embeddings)."""
-    seen: dict[tuple[int, int], str] = {}
-    aliases = []
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        if tensor is None or tensor.numel() == 0:
-            continue
-        key = storage_key(tensor)
-        if key in seen:
-            aliases.append(name)
-        else:
-            seen[key] = name
-    return aliases
-
-
-# ---------------------------------------------------------------------------------------------
-# Saving
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata
-
-    versions = {}
-    for package in ("scalecompress", "torch", "transformers", "safetensors"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def save(
-    model: nn.Module,
-    out_dir: str | os.PathLike,
-    *,
-    tokenizer: Any = None,
-    manifest: dict[str, Any] | None = None,
-) -> Path:
-    """Write model (+ tokenizer) to `out_dir` atomically; returns the folder.
-
-    `compression.json` holds `manifest` (recipe, pass reports, source model) plus the packed
-    modules' specs, library versions and the measured weight bytes. An interrupted save leaves
-    the previous folder (or none), never a half-written one.
-
-        >>> save(model, "out/tiny-rtn4", tokenizer=tokenizer, manifest={"source_model": "tiny"})  # doctest: +SKIP
-    """
-    from safetensors.torch import save_file
-
-    out = Path(out_dir).expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in [*out.parent.glob(f".{out.name}.partial-*"), *out.parent.glob(f".{out.name}.old-*")]:
-        shutil.rmtree(leftover, ignore_errors=True)  # debris of an earlier, interrupted save
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        aliases = set(_tied_names(model))
-        tensors = {
-            name: tensor.detach().to("cpu").contiguous()
-            for name, tensor in model.state_dict().items()
-            if name not in aliases and tensor is not None
-        }
-        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
-        if getattr(model, "config", None) is not None:
-            model.config.save_pretrained(staging)
-        generation_config = getattr(model, "generation_config", None)
-        if generation_config is not None:
-            try:
-                generation_config.save_pretrained(staging)
-            except ValueError:
-                pass  # an invalid generation config must not block saving the weights
-        if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
-        packed = {name: {"format": m.format_name, **m.spec()} for name, m in model.named_modules() if isinstance(m, PackedModule)}
-        info = model_info(model)
-        document = {
-            "schema": 1,
-            **(manifest or {}),
-            "modules": packed,
-            "weight_bytes": info.weight_bytes,
-            "weights_file_bytes": (staging / WEIGHTS_NAME).stat().st_size,
-            "params": info.params,
-            "non_embedding_params": info.non_embedding_params,
-            "versions": _versions(),
-        }
-        _write_json(staging / MANIFEST_NAME, document)
-        _fsync_dir(staging)
-        _swap_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
-
-
-def _write_json(path: Path, document: dict[str, Any]) -> None:
-    with open(path, "w") as handle:
-        json.dump(document, handle, indent=2, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    for child in path.iterdir():
-        if child.is_file():
-            with open(child, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Replace `out` by `staging`: only whole folders are ever visible under `out`'s name."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output path {out} exists and is not a folder; choose another --out")
-    if not out.exists():
-        os.rename(staging, out)
-        return
-    retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(out, retired)
-    os.rename(staging, out)
-    shutil.rmtree(retired, ignore_errors=True)

@@ -29,23 +29,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from compress.errors import RecipeError
-from compress.passes.base import PassConfig
-from compress.registry import get_pass
-from compress.targets import check_pattern
+from compress.core.config import PassConfig
+from compress.core.context import DataConfig
+from compress.core.registry import get_pass
+from compress.core.targets import check_pattern
+from compress.errors import RecipeError, describe_validation_error, preview
+from compress.export.recipe_section import ExportConfig
+from compress.safe_yaml import load_yaml_text, read_yaml_file
 
 RECIPE_VERSION = 1
-
-
-class DataConfig(BaseModel):
-    """Calibration data for passes that need it (GPTQ, AWQ, Wanda, ...)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source: str = Field("plays:train", description="'plays:<split>', a text file, folder or glob, or 'hf:<dataset>[/<config>]:<split>'.")
-    samples: int = Field(128, ge=1, le=100_000, description="Number of calibration sequences (GPTQ used 128).")
-    seq_len: int = Field(512, ge=8, le=131_072, description="Tokens per calibration sequence.")
-    seed: int = Field(0, description="Seed of the sampler: same seed, same sequences.")
 
 
 class ReportConfig(BaseModel):
@@ -86,37 +78,41 @@ class Recipe(BaseModel):
     bench: dict[str, Any] = Field(default_factory=dict)
     report: ReportConfig = Field(default_factory=ReportConfig)
     out: str | None = None
-    trust_remote_code: bool = False
+    export: ExportConfig | None = None  # issue 11: compress/export/recipe_section.py
     source_file: str | None = Field(None, exclude=True)
 
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"{path}: no such recipe file")
-        return cls.from_yaml_text(path.read_text(), source=str(path))
+        """Read and validate a recipe file (UTF-8, at most 1 MiB, no duplicate keys or alias bombs)."""
+        return cls._from_document(read_yaml_file(path), str(path))
 
     @classmethod
     def from_yaml_text(cls, text: str, source: str = "<recipe>") -> Recipe:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise RecipeError(f"{source}:{where} is not valid YAML: {getattr(error, 'problem', error)}") from error
+        return cls._from_document(load_yaml_text(text, source), source)
+
+    @classmethod
+    def _from_document(cls, document: Any, source: str) -> Recipe:
         if not isinstance(document, dict):
             raise RecipeError(f"{source}: a recipe is a YAML mapping with 'version' and 'passes' (or 'variants')")
         return cls.from_dict(document, source=source)
 
     @classmethod
     def from_dict(cls, document: dict[str, Any], source: str = "<recipe>") -> Recipe:
+        if not isinstance(document, dict):
+            raise RecipeError(f"{source}: a recipe is a mapping with 'version' and 'passes' (or 'variants'), got {type(document).__name__}")
         document = dict(document)
+        if "trust_remote_code" in document:
+            raise RecipeError(
+                f"{source}: 'trust_remote_code' cannot be set in a recipe (a recipe is data that anyone can share, "
+                "and must not grant code execution); remove it and pass --trust-remote-code on the command line "
+                "(or trust_remote_code=True in Python) for a model you trust"
+            )
         _check_keys(source, "", document, ALLOWED_TOP_LEVEL)
         version = document.pop("version", None)
         if version != RECIPE_VERSION:
-            raise RecipeError(f"{source}: version={version!r} is not supported; allowed: {RECIPE_VERSION} (add 'version: 1' at the top)")
+            raise RecipeError(f"{source}: version={preview(version)} is not supported; allowed: {RECIPE_VERSION} (add 'version: 1' at the top)")
         if "passes" in document and "variants" in document:
             raise RecipeError(f"{source}: give either 'passes' (one variant) or 'variants' (a sweep), not both")
         variants: list[Variant] = []
@@ -126,30 +122,31 @@ class Recipe(BaseModel):
         for index, entry in enumerate(document.pop("variants", None) or []):
             where = f"variants[{index}]"
             if not isinstance(entry, dict) or "passes" not in entry:
-                raise RecipeError(f"{source}: {where} must be a mapping with 'passes' (and optionally 'name')")
+                raise RecipeError(f"{source}: {where} must be a mapping with 'passes' (and optionally 'name'), got {preview(entry)}")
             _check_keys(source, where, entry, {"name", "passes"})
             passes = parse_passes(entry["passes"], source, f"{where}.passes")
-            variants.append(Variant(name=str(entry.get("name") or variant_name(passes)), passes=passes))
+            name = entry.get("name")
+            if name is not None and not (isinstance(name, str) and 0 < len(name) <= 120 and name.isprintable()):
+                raise RecipeError(f"{source}: {where}.name={preview(name)} must be a short one-line string (1-120 characters)")
+            variants.append(Variant(name=name or variant_name(passes), passes=passes))
         names = [v.name for v in variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise RecipeError(f"{source}: variant names must be unique; repeated: {', '.join(duplicates)} (set 'name:' on each)")
         fields = {}
-        for key, model_class in (("data", DataConfig), ("report", ReportConfig)):
+        for key, model_class in (("data", DataConfig), ("report", ReportConfig), ("export", ExportConfig)):
             if key in document:
                 fields[key] = _validate(model_class, document.pop(key), source, key)
         if "bench" in document:
             fields["bench"] = validate_bench(document.pop("bench"), source)
         compress_members = document.pop("compress", 2)
-        if not (compress_members == "all" or isinstance(compress_members, int) and compress_members >= 1 or isinstance(compress_members, list)):
-            raise RecipeError(f"{source}: compress={compress_members!r}; allowed: 'all', a count of the largest ladder members (>= 1), or a list of member names")
+        if not (compress_members == "all" or isinstance(compress_members, int) and not isinstance(compress_members, bool) and compress_members >= 1
+                or isinstance(compress_members, list) and compress_members and all(isinstance(m, str) for m in compress_members)):
+            raise RecipeError(f"{source}: compress={preview(compress_members)}; allowed: 'all', a count of the largest ladder members (>= 1), or a list of member names")
         for key in ("model", "ladder", "out"):
             if key in document and document[key] is not None and not isinstance(document[key], str):
-                raise RecipeError(f"{source}: {key}={document[key]!r} must be a string")
-        trust = document.pop("trust_remote_code", False)
-        if not isinstance(trust, bool):
-            raise RecipeError(f"{source}: trust_remote_code={trust!r}; allowed: true, false")
-        return cls(variants=variants, compress=compress_members, trust_remote_code=trust, source_file=source, **fields, **document)
+                raise RecipeError(f"{source}: {key}={preview(document[key])} must be a string")
+        return cls(variants=variants, compress=compress_members, source_file=source, **fields, **document)
 
     # -- output ----------------------------------------------------------------------------
 
@@ -170,8 +167,8 @@ class Recipe(BaseModel):
         document["report"] = self.report.model_dump(mode="json")
         if self.out is not None:
             document["out"] = self.out
-        if self.trust_remote_code:
-            document["trust_remote_code"] = True
+        if self.export is not None:
+            document["export"] = self.export.model_dump(mode="json", exclude_none=True)
         return document
 
     def to_yaml(self) -> str:
@@ -184,7 +181,7 @@ class Recipe(BaseModel):
         return any(get_pass(p.pass_name).needs_calibration for v in self.variants for p in v.passes)
 
 
-ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out", "trust_remote_code"}
+ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out", "export"}
 
 
 def _check_keys(source: str, where: str, document: dict, allowed: set[str]) -> None:
@@ -193,7 +190,7 @@ def _check_keys(source: str, where: str, document: dict, allowed: set[str]) -> N
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             place = f"{where}: " if where else ""
-            raise RecipeError(f"{source}: {place}unknown key {key!r}{hint} (allowed: {', '.join(sorted(allowed))})")
+            raise RecipeError(f"{source}: {place}unknown key {preview(key, 40)}{hint} (allowed: {', '.join(sorted(allowed))})")
 
 
 def parse_passes(entries: Any, source: str, where: str) -> list[PassConfig]:
@@ -206,58 +203,46 @@ def parse_passes(entries: Any, source: str, where: str) -> list[PassConfig]:
         if not isinstance(entry, dict) or "pass" not in entry:
             raise RecipeError(f"{source}: {place} must be a mapping with a 'pass' key, e.g. '- pass: rtn'")
         fields = dict(entry)
-        name = str(fields.pop("pass"))
+        name = fields.pop("pass")
+        if not isinstance(name, str):
+            raise RecipeError(f"{source}: {place}: pass={preview(name)} must be a pass name, e.g. 'rtn' (see `scalecompress ls passes`)")
         try:
             spec = get_pass(name)
         except RecipeError:
             raise
         except Exception as error:  # unknown pass: keep the registry's "did you mean" text
-            raise RecipeError(f"{source}: {place}: {error}") from error
+            raise RecipeError(f"{source}: {place}: {error}") from None
         config = _validate(spec.config, fields, source, f"{place} ({name})")
-        for entry_list in (config.targets, config.ignore):
+        for entry_list in (getattr(config, "targets", []), getattr(config, "ignore", [])):
             for pattern in entry_list:
                 try:
                     check_pattern(pattern)
-                except Exception as error:
-                    raise RecipeError(f"{source}: {place} ({name}): {error}") from error
+                except Exception as error:  # noqa: BLE001 - a bad regex is bad input
+                    raise RecipeError(f"{source}: {place} ({name}): {preview(str(error), 160)}") from None
         configs.append(config)
     return configs
 
 
 def _validate(model_class: type[BaseModel], fields: Any, source: str, place: str) -> Any:
     if not isinstance(fields, dict):
-        raise RecipeError(f"{source}: {place} must be a mapping, got {fields!r}")
+        raise RecipeError(f"{source}: {place} must be a mapping, got {preview(fields)}")
     try:
-        return model_class(**fields)
+        return model_class.model_validate(fields)
     except ValidationError as error:
         raise RecipeError(f"{source}: {place}: {describe_validation_error(error, model_class)}") from None
-
-
-def describe_validation_error(error: ValidationError, model_class: type[BaseModel]) -> str:
-    """One line for the first pydantic error: field, bad value, what is allowed."""
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(config)"
-    allowed_fields = sorted(model_class.model_fields)
-    if first["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(field, allowed_fields, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown field {field!r}{hint} (allowed fields: {', '.join(allowed_fields)})"
-    top = str(first["loc"][0]) if first["loc"] else ""
-    description = model_class.model_fields[top].description if top in model_class.model_fields else None
-    bad = first.get("input")
-    text = f"field {field!r}={bad!r}: {first['msg']}"
-    if description:
-        text += f" ({description})"
-    return text
+    except (ValueError, TypeError, ArithmeticError) as error:  # a config's own check that pydantic did not wrap
+        raise RecipeError(f"{source}: {place}: {preview(str(error), 160)}") from None
 
 
 def validate_bench(bench: Any, source: str) -> dict[str, Any]:
     """Check a recipe's `bench:` section against the benchmark's config schema."""
     if not isinstance(bench, dict):
-        raise RecipeError(f"{source}: bench must be a mapping, got {bench!r}")
+        raise RecipeError(f"{source}: bench must be a mapping, got {preview(bench)}")
     from compress.bench.config import BenchConfig
 
-    _validate(BenchConfig, bench, source, "bench")
+    config = _validate(BenchConfig, bench, source, "bench")
+    if config.max_ppl_increase is not None and "perplexity" not in config.tasks:
+        raise RecipeError(f"{source}: bench.max_ppl_increase gates on perplexity, but bench.tasks ({', '.join(config.tasks)}) leaves it out; add 'perplexity'")
     return bench
 
 

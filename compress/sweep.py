@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from compress.errors import UserError
+from compress.faults import fault_point
+from compress.gate import check_gate  # noqa: F401 - public here too
 from compress.recipe import Recipe, Variant
 from compress.units import format_bytes
 
@@ -50,8 +51,10 @@ class SweepResult:
     ran: int
     skipped: int
     gate_failures: list[str] = field(default_factory=list)
+    slower_than_dense: list[str] = field(default_factory=list)  # variants whose latency exceeds their dense source's
     report: dict[str, Any] | None = None
     saved_model: Path | None = None
+    exported: dict[str, Any] | None = None  # the recipe's `export:` artifact (compress/export)
 
 
 def _by_size(member) -> tuple[bool, int]:
@@ -131,14 +134,31 @@ def run_recipe(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
     log=print,
+    trust_remote_code: bool = False,
+    overwrite: bool = False,
 ) -> SweepResult:
-    """Run every job of `recipe` not yet in the results store, then write the report."""
-    from compress.bench.config import as_config
-    from compress.bench.results import ResultsStore
+    """Run every job of `recipe` not yet in the results store, then write the report.
+
+    One run at a time per output folder (a second one fails at once, naming the first). The
+    model's own code runs only with `trust_remote_code=True` (never from the recipe); a saved
+    checkpoint replaces only a folder scalecompress wrote, unless `overwrite=True`.
+    """
+    from compress.outdir import OutputLock
 
     out_dir = Path(out or recipe.out or Path("scalecompress-out") / Path(recipe.source_file or "recipe").stem)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "recipe.yaml").write_text(recipe.to_yaml())
+    with OutputLock(out_dir):
+        return _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remote_code, overwrite)
+
+
+def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remote_code, overwrite) -> SweepResult:
+    from compress.atomic import write_text
+    from compress.bench.config import as_config
+    from compress.bench.results import ResultsStore, record_key
+    from compress.bench.slower import slower_than_dense
+    from compress.outdir import state_dir
+    from compress.quiet import quiet_transformers
+
+    write_text(state_dir(out_dir) / "recipe.yaml", recipe.to_yaml())  # the recipe as run; never over a user file
     bench_fields = dict(recipe.bench)
     if device:
         bench_fields["device"] = device
@@ -149,15 +169,17 @@ def run_recipe(
     jobs = jobs[index::count]
     store = ResultsStore(results_path(out_dir, shard))
     scenario = bench_config.scenario_id()
+    # Every results file of the folder counts: an unsharded rerun skips what the shards recorded.
+    recorded = {record_key(r) for r in load_all_records(out_dir)}
     ran = skipped = 0
     saved_model = None
     single = (model or recipe.model) is not None and len(recipe.variants) == 1
     bar = tqdm(total=len(jobs), desc="jobs", unit="job", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    with _quiet_transformers(), bar:
+    with quiet_transformers(), bar:
         for number, job in enumerate(jobs, 1):
             label = f"[{number}/{len(jobs)}] {job.model} / {job.variant_name}"
             bar.set_postfix_str(f"{job.model} / {job.variant_name}")
-            if store.has(job.model, job.variant_name, bench_config.device, scenario):
+            if (job.model, job.variant_name, bench_config.device, scenario) in recorded:
                 skipped += 1
                 bar.write(f"{label}: already in {store.path.name}, skipped") if progress else log(f"{label}: skipped (recorded)")
                 bar.update()
@@ -166,9 +188,10 @@ def run_recipe(
             reference = reference_path(out_dir, job.model, scenario)
             wanted = job.variant is not None or any(j.variant is not None and j.model == job.model for j in jobs)
             record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None,
-                                     reference if wanted else None)
+                                     reference if wanted else None, trust_remote_code, overwrite)
             saved_model = saved or saved_model
             store.append(record)
+            recorded.add(record_key(record))
             ran += 1
             message = f"{label}: {_summary(record)} ({time.perf_counter() - started:.1f}s)"
             bar.write(message) if progress else log(message)
@@ -176,9 +199,20 @@ def run_recipe(
     records = [r for r in load_all_records(out_dir) if r.get("scenario") == scenario]
     result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
     result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
+    result.slower_than_dense = slower_than_dense(records)
+    from compress.export.recipe_section import export_saved
+
+    result.exported = export_saved(recipe.export, saved_model or _previous_save(out_dir, single), out_dir)
     if ladder is not None and count == 1:
+        fault_point("report")
         result.report = _report(records, out_dir, recipe)
     return result
+
+
+def _previous_save(out_dir: Path, single: bool) -> Path | None:
+    """A resumed single-model run skipped its job: export the model its first run saved."""
+    saved = out_dir / "model"
+    return saved if single and (saved / "compression.json").is_file() else None
 
 
 def _ladder(recipe: Recipe, progress: bool):
@@ -199,34 +233,27 @@ def _summary(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-@contextmanager
-def _quiet_transformers():
-    """Inside a sweep one bar tracks the jobs; transformers' own bars and warnings would bury it."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def reference_path(out_dir: Path, model: str, scenario: str) -> Path:
     """Where the dense source's next-token reference (for KL and top-1 agreement) is kept."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model)
     return out_dir / "references" / f"{safe}-{scenario}.npz"
 
 
-def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, reference: Path | None = None):
+def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, reference: Path | None = None,
+             trust_remote_code: bool = False, overwrite: bool = False):
     import compress
     from compress.bench import bench
+    from compress.checkpoint import read_manifest
 
-    model, tokenizer, info = compress.load(job.source, device="cpu", trust_remote_code=recipe.trust_remote_code)
+    model, tokenizer, info = compress.load(job.source, device="cpu", trust_remote_code=trust_remote_code)
+    manifest = read_manifest(job.source) if Path(job.source).expanduser().is_dir() else None
+    if info.compressed or (manifest and manifest.get("passes")):
+        applied = (manifest or {}).get("variant") or "compressed"
+        raise UserError(
+            f"{job.source} is already a compressed checkpoint ({applied}): a sweep measures variants against their dense "
+            "source, and this one would be recorded as dense; give the dense model it came from "
+            f"({(manifest or {}).get('source_model') or 'see its compression.json'})"
+        )
     if job.variant is not None and reference is not None and not reference.is_file():
         # The dense record predates the reference (or another shard ran it): build it from the
         # source, loaded here anyway before compression, so both models are never held at once.
@@ -255,9 +282,12 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, refer
                 model,
                 save_to / "model",
                 tokenizer=tokenizer,
-                manifest={"source_model": job.source, "recipe": recipe.to_dict(), "passes": [r.to_dict() for r in reports]},
+                overwrite=overwrite,
+                manifest={"source_model": job.source, "variant": job.variant_name, "recipe": recipe.to_dict(), "passes": [r.to_dict() for r in reports]},
             )
             fields["path"] = str(saved)
+            fields["content_sha256"] = read_manifest(saved).get("content_sha256")
+    fault_point("bench")
     fidelity = {} if reference is None else {"reference": reference} if job.variant else {"reference_out": reference}
     record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False,
                    **fidelity, **fields)
@@ -276,25 +306,6 @@ def describe_variant(variant: Variant, reports: list) -> dict[str, Any]:
         if sparsity is not None:
             fields["sparsity"] = sparsity
     return fields
-
-
-def check_gate(records: list[dict[str, Any]], max_increase: float | None) -> list[str]:
-    """Variants whose perplexity rose by more than `max_increase` over their dense source."""
-    if max_increase is None:
-        return []
-    dense = {(r["model"], r["device"]): r for r in records if r.get("variant") == DENSE}
-    failures = []
-    for record in records:
-        base = dense.get((record.get("source_model"), record.get("device")))
-        if record.get("variant") == DENSE or base is None or not base.get("perplexity") or record.get("perplexity") is None:
-            continue
-        increase = record["perplexity"] / base["perplexity"] - 1
-        if increase > max_increase:
-            failures.append(
-                f"{record['model']} / {record['variant']}: perplexity {record['perplexity']:.3f} is "
-                f"{increase:+.1%} over dense {base['perplexity']:.3f} (gate: +{max_increase:.1%})"
-            )
-    return failures
 
 
 def _report(records: list[dict[str, Any]], out_dir: Path, recipe: Recipe) -> dict[str, Any] | None:

@@ -15,12 +15,17 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
+def tensor_bytes(tensors) -> int:
+    """Bytes held by tensors (numel x element size): the one byte count every size figure uses."""
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
 def is_number(value) -> bool:
     """True for a finite int/float (not bool): a measurement that is present."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def parse_size(text: str | float | int, *, flag: str = "--max-memory") -> int:
+def parse_size(text: str | float | int, *, flag: str = "--max-weight-bytes") -> int:
     """Bytes from a human size: '2MB' (10^6), '1.5GiB' (2^30), '500k', '2e6', '1_000_000'.
 
         >>> parse_size("2MB"), parse_size("1.5GiB"), parse_size("500k")

@@ -2,7 +2,7 @@
 
 import compress
 import compress.bench.results  # noqa: F401 - a submodule import must not rebind compress.bench
-import compress.passes.apply  # noqa: F401
+import compress.core.apply  # noqa: F401
 from compress.passes import MagnitudeConfig
 from tests.conftest import tiny_llama
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from typing import Literal
@@ -103,6 +104,9 @@ class BenchConfig(BaseModel):
             name = task.strip()
             if not name:
                 raise ValueError(f"empty task name; allowed: {', '.join(BUILTIN_TASKS)} or an lm-eval task name")
+            close = difflib.get_close_matches(name, BUILTIN_TASKS, n=1, cutoff=0.75)
+            if name not in BUILTIN_TASKS and close:  # a misspelt built-in, not an lm-eval task
+                raise ValueError(f"unknown task {name!r}; did you mean {close[0]!r}? (built in: {', '.join(BUILTIN_TASKS)}; other names are lm-eval tasks)")
             if name not in cleaned:
                 cleaned.append(name)
         return cleaned
@@ -143,11 +147,6 @@ def as_config(config: BenchConfig | dict | None, **overrides) -> BenchConfig:
 
 
 def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "bench"
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(BenchConfig.model_fields)
-        return f"unknown bench setting {field!r}; allowed: {allowed}"
-    described = BenchConfig.model_fields.get(str(first["loc"][0])) if first["loc"] else None
-    hint = f" ({described.description})" if described is not None and described.description else ""
-    return f"bench.{field}={first.get('input')!r}: {first['msg']}{hint}"
+    from compress.errors import describe_validation_error
+
+    return "bench: " + describe_validation_error(error, BenchConfig)

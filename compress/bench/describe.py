@@ -31,7 +31,7 @@ def describe_manifest(manifest: dict | None) -> dict:
     Empty for a plain checkpoint (a dense model).
 
         >>> describe_manifest({"modules": {}, "passes": [{"pass": "rtn", "config": {"bits": 4, "group_size": 128}}]})["variant"]
-        'rtn'
+        'rtn-w4-g128'
     """
     reports = (manifest or {}).get("passes") or []
     if not (manifest and (manifest.get("modules") or reports)):
@@ -48,7 +48,20 @@ def describe_manifest(manifest: dict | None) -> dict:
             if sparsity is not None:
                 fields["sparsity"] = sparsity
     method = "+".join(p["pass"] for p in passes) or "compressed"
-    fields.update(passes=passes, method=method, variant=manifest.get("variant") or method)
+    fields.update(passes=passes, method=method, variant=manifest.get("variant") or _full_name(passes) or method)
     if manifest.get("source_model"):
         fields["source_model"] = str(manifest["source_model"])
+    if manifest.get("content_sha256"):
+        fields["content_sha256"] = str(manifest["content_sha256"])
     return fields
+
+
+def _full_name(passes: list[dict]) -> str | None:
+    """'rtn-w4-g128', as the sweep names variants: the full config, not just the method."""
+    from compress.errors import UserError
+    from compress.recipe import parse_passes, variant_name
+
+    try:
+        return variant_name(parse_passes(passes, "compression.json", "passes")) if passes else None
+    except UserError:  # a pass this installation does not know: fall back to the method
+        return None

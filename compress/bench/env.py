@@ -45,8 +45,10 @@ def capture_env() -> dict:
     import torch
     import transformers
 
+    from compress.devices import cuda_available
+
     gpu = None
-    if torch.cuda.is_available():
+    if cuda_available():
         gpu = torch.cuda.get_device_name(torch.cuda.current_device())
     return {
         "torch": torch.__version__,

@@ -1,9 +1,11 @@
 """The results record and its append-only JSONL store.
 
 One JSON object per line, one line per (model, variant, device, scenario). An append writes
-the whole line with one `write`, then flushes and fsyncs, so an interrupted run leaves at worst
-one partial last line; reading skips it (with a warning) and the next append starts a new line.
-A sweep resumes by asking `has(...)` before each benchmark.
+the line unbuffered, then fsyncs; an interrupted append leaves at worst one partial line, and the
+next append starts a new line after it. `read_jsonl` is the one reader of these files: it skips
+a partial or damaged line wherever it sits (with a warning naming the file and line), so a sweep
+killed at any moment resumes, and `report`/`recommend` keep working. A sweep resumes by asking
+`has(...)` before each benchmark.
 
     >>> import tempfile, os
     >>> store = ResultsStore(os.path.join(tempfile.mkdtemp(), "results.jsonl"))
@@ -23,9 +25,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from compress.errors import ScaleCompressError, UserError
+from compress.errors import UserError, describe_validation_error
+from compress.faults import fault_point
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the one definition; the runner stamps records with it
+
+
+class ResultsWarning(UserWarning):
+    """A line of a results file was skipped (partial or damaged)."""
 
 
 class BenchRecord(BaseModel):
@@ -48,6 +55,8 @@ class BenchRecord(BaseModel):
     params: int | None = Field(None, description="Total parameters as in the dense architecture.")
     non_embedding_params: int | None = Field(None, description="Parameters outside embeddings.")
     path: str | None = Field(None, description="Checkpoint path, if loaded from disk.")
+    content_sha256: str | None = Field(None, description="SHA-256 of the checkpoint's weights file (its identity; from compression.json).")
+    non_finite: list[str] = Field(default_factory=list, description="Measurements that came out NaN or infinite (stored as null).")
     passes: list[dict] = Field(default_factory=list, description="Pass configs applied; [] for dense.")
     loss: float | None = Field(None, description="Mean NLL per predicted token (nats).")
     perplexity: float | None = Field(None, description="exp(loss), GPTQ-style windows.")
@@ -84,18 +93,15 @@ def validate_record(record: dict) -> dict:
     try:
         parsed = BenchRecord.model_validate(record)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"results record field {field!r}={first.get('input')!r}: {first['msg']}") from None
+        raise UserError(f"results record: {describe_validation_error(error, BenchRecord)}") from None
     data = parsed.model_dump(by_alias=True)
-    return {key: _json_safe(value) for key, value in data.items()}
+    # JSON has no NaN/inf: a diverged model's perplexity is stored as null, and named in
+    # `non_finite` so that the accuracy gate and readers can say why it is missing.
+    bad = [key for key, value in data.items() if isinstance(value, float) and not math.isfinite(value)]
+    data["non_finite"] = sorted(set(data.get("non_finite") or []) | set(bad))
+    from compress.atomic import finite_or_none
 
-
-def _json_safe(value):
-    # JSON has no NaN/inf; a diverged model's perplexity is recorded as null rather than crash.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return finite_or_none(data)
 
 
 def record_key(record: dict) -> tuple[str, str, str, str]:
@@ -115,38 +121,23 @@ class ResultsStore:
 
     def append(self, record: dict) -> None:
         """Validate and append one record as one line (write, flush, fsync)."""
-        line = json.dumps(validate_record(record), sort_keys=False, allow_nan=False) + "\n"
+        data = (json.dumps(validate_record(record), sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab+") as handle:
+        with open(self.path, "ab+", buffering=0) as handle:  # unbuffered: each write reaches the file
             handle.seek(0, os.SEEK_END)
             if handle.tell() > 0:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":  # an interrupted append left a partial line: start afresh
-                    line = "\n" + line
-            handle.write(line.encode("utf-8"))
-            handle.flush()
+                    data = b"\n" + data
+            half = len(data) // 2
+            handle.write(data[:half])
+            fault_point("results-append")  # the kill test dies here, leaving half a line
+            handle.write(data[half:])
             os.fsync(handle.fileno())
 
     def records(self) -> list[dict]:
-        """Every record in file order. A partial last line is skipped with a warning; a bad line
-        in the middle is an error (the file was edited or two writers collided)."""
-        if not self.path.exists():
-            return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        out = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines) or all(not rest.strip() for rest in lines[number:]) or _is_partial(line):
-                    warnings.warn(f"{self.path}:{number}: skipping a partial record (an interrupted run)", stacklevel=2)
-                    continue
-                raise ScaleCompressError(
-                    f"{self.path}:{number}: not a JSON record; fix or delete that line, then rerun"
-                ) from None
-        return out
+        """Every record in file order; partial or damaged lines skipped with a warning."""
+        return read_jsonl(self.path) if self.path.exists() else []
 
     def keys(self) -> set[tuple[str, str, str, str]]:
         """The (model, variant, device, scenario) of every record."""
@@ -165,7 +156,31 @@ class ResultsStore:
         return False
 
 
-def _is_partial(line: str) -> bool:
-    # A line cut short by an interruption and followed by a later append: it opens an object
-    # and never closes it. Anything else is a real corruption worth stopping for.
-    return line.lstrip().startswith("{") and not line.rstrip().endswith("}")
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The records (JSON objects) of one results file, in file order.
+
+    A line that is not a JSON object (cut short by a kill, or damaged) is skipped with a
+    `ResultsWarning` naming the file and line; the records around it are kept.
+
+        >>> import tempfile, pathlib, warnings
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.jsonl"
+        >>> _ = path.write_text('{"a": 1}\\n{"a": \\n{"a": 2}\\n')
+        >>> with warnings.catch_warnings(record=True):
+        ...     [r["a"] for r in read_jsonl(path)]
+        [1, 2]
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    records = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if not isinstance(record, dict):
+            warnings.warn(f"{path}:{number}: skipped a partial or damaged record (an interrupted run, or an edit); the other lines are kept", ResultsWarning, stacklevel=2)
+            continue
+        records.append(record)
+    return records

@@ -21,9 +21,8 @@ from compress.bench.describe import default_model_name, describe_checkpoint, is_
 from compress.bench.modeling import is_causal_lm, max_positions, model_device
 from compress.bench.trackers.energy import EnergyTracker
 from compress.bench.trackers.memory import MemoryTracker
+from compress.bench.results import SCHEMA_VERSION
 from compress.errors import UserError
-
-SCHEMA_VERSION = 1
 
 
 class _Session:
@@ -87,7 +86,9 @@ def bench_checkpoint(
 
     config = as_config(config)
     session = _Session(config)
-    with session.memory.track("load"), session.energy.track("load"), _transformers_progress(progress):
+    from compress.quiet import quiet_transformers
+
+    with session.memory.track("load"), session.energy.track("load"), quiet_transformers(logs=False, bars=not progress):
         model, tokenizer, info = load(source, dtype=dtype, device=config.device, trust_remote_code=trust_remote_code)
     if tokenizer is None and _needs_tokenizer(config):
         raise UserError(f"{source}: no tokenizer found beside the model; save one with the checkpoint (compress.save(..., tokenizer=...))")
@@ -118,25 +119,11 @@ def _needs_tokenizer(config: BenchConfig) -> bool:
 
 
 @contextmanager
-def _transformers_progress(enabled: bool):
-    """transformers' own 'Loading weights' bar follows --no-progress too."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled and not enabled:
-            hf_logging.enable_progress_bar()
-
-
-@contextmanager
 def _prepared(model, config: BenchConfig):
     """Eval mode, the configured device and thread count for the run; all restored after."""
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("bench.device='cuda' but no CUDA device is visible; use --device cpu or check the driver")
+    from compress.devices import resolve_device
+
+    resolve_device(config.device, flag="bench.device")  # one check, one message, for every command
     was_training = model.training
     original = model_device(model)
     threads = torch.get_num_threads()
@@ -160,6 +147,7 @@ def _run(model, tokenizer, config: BenchConfig, session: _Session, *, model_name
 
     if tokenizer is None and _needs_tokenizer(config):
         raise UserError(f"bench {model_name}: tasks {', '.join(config.tasks)} need a tokenizer; pass one, or use tasks: [] for memory only")
+    _refuse_compressed_as_dense(model, model_name, variant)
     record = _identity(model, config, model_name, variant)
     record.update(record_fields)
     notes: list[str] = []
@@ -187,6 +175,14 @@ def _run(model, tokenizer, config: BenchConfig, session: _Session, *, model_name
     record["timestamp"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     record["schema"] = SCHEMA_VERSION
     return record
+
+
+def _refuse_compressed_as_dense(model, model_name: str, variant: str) -> None:
+    # A dense record is the baseline every fit and gate compares against: it must be dense.
+    from compress.formats.base import PackedModule
+
+    if variant == "dense" and any(isinstance(m, PackedModule) for m in model.modules()):
+        raise UserError(f"{model_name} holds packed (compressed) layers and cannot be recorded as 'dense'; name its variant (--variant, or variant=...)")
 
 
 def _identity(model, config: BenchConfig, model_name: str, variant: str) -> dict:

@@ -18,7 +18,7 @@ from compress.cli import app
 @app.command("bench")
 def bench_command(
     model: str = typer.Argument(..., help="Hub id or local checkpoint folder (plain HF or written by scalecompress)."),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default cpu)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default cpu)."),
     tasks: list[str] | None = typer.Option(
         None, "--tasks", help="perplexity, choice, latency and/or lm-eval task names; repeat or comma-separate (default: perplexity choice latency)."
     ),
@@ -56,6 +56,8 @@ def bench_command(
     from compress.bench.runner import bench_checkpoint
     from compress.checkpoint import read_manifest
 
+    from compress.devices import bench_device
+
     if skip_existing and results is None:
         from compress.errors import UserError
 
@@ -63,7 +65,7 @@ def bench_command(
     settings = _read_config(config_file) if config_file else {}
     config = as_config(
         settings,
-        device=device,
+        device=bench_device(device),
         tasks=_split(tasks) if tasks else None,
         text_source=text,
         max_eval_tokens=max_eval_tokens,
@@ -80,14 +82,17 @@ def bench_command(
     store = ResultsStore(results) if results else None
     if store is not None and skip_existing:
         local = Path(model).expanduser().is_dir()
+        described = describe_manifest(read_manifest(model) if local else None)
         key = (
             name or default_model_name(model),
-            variant or describe_manifest(read_manifest(model) if local else None).get("variant", "dense"),
+            variant or described.get("variant", "dense"),
             config.device,
             config.scenario_id(),
         )
+        content = described.get("content_sha256")  # two checkpoints of one name differ by content
         for record in reversed(store.records()):
-            if (record.get("model"), record.get("variant"), record.get("device"), record.get("scenario")) == key:
+            same = content is None or record.get("content_sha256") == content
+            if (record.get("model"), record.get("variant"), record.get("device"), record.get("scenario")) == key and same:
                 print(f"already in {store.path}: {key[0]} / {key[1]} on {key[2]}, not rerun", file=sys.stderr)
                 _emit(record, json_output, format_record)
                 return
@@ -98,6 +103,11 @@ def bench_command(
     if store is not None:
         store.append(record)
     _emit(record, json_output, format_record)
+    if store is not None:
+        from compress.bench.slower import slower_than_dense
+
+        for line in slower_than_dense([r for r in store.records() if r.get("variant") == "dense"] + [record]):
+            print(f"scalecompress: {line}", file=sys.stderr)
 
 
 def _emit(record: dict, json_output: bool, format_record) -> None:
@@ -116,18 +126,9 @@ def _split(values: list[str]) -> list[str]:
 def _read_config(path: Path) -> dict:
     from compress.errors import UserError
 
-    if not path.is_file():
-        raise UserError(f"--config {path}: no such file")
-    raw = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".json":
-            document = json.loads(raw)
-        else:
-            import yaml
+    from compress.safe_yaml import read_yaml_file
 
-            document = yaml.safe_load(raw)
-    except (ValueError, Exception) as error:  # noqa: BLE001 - YAML and JSON errors differ; both are bad input
-        raise UserError(f"--config {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})") from None
+    document = read_yaml_file(path, error=UserError, what="bench config")  # JSON is YAML too
     if isinstance(document, dict) and "bench" in document and isinstance(document["bench"], dict):
         document = document["bench"]  # a whole recipe: take its bench section
     if not isinstance(document, dict):

@@ -23,14 +23,21 @@ def _emit_json(document) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def _log(quiet: bool):
-    return (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr))
+def _log(silent: bool):
+    from compress.cli import quiet
+
+    return (lambda message: None) if silent or quiet() else (lambda message: print(message, file=sys.stderr))
+
+
+TRUST_HELP = "Allow the checkpoint's own Python code (auto_map) to run. Only for sources you trust; a recipe can never turn this on."
+DEVICE_HELP = "auto, cpu, cuda or cuda:N; overrides the recipe's bench.device."
 
 
 @app.command("validate")
 def validate_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file to check. No model is loaded."),
     json_output: bool = typer.Option(False, "--json", help="Print the normalised recipe as JSON."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Accepted for uniformity; validate draws no progress bars."),  # noqa: ARG001
 ) -> None:
     """Check a recipe without loading any model: passes, fields, values, bench and data sections.
 
@@ -51,7 +58,9 @@ def run_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML (see recipes/ for examples)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to compress (hub id or folder); overrides the recipe's `model:`."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder; overrides the recipe's `out:`."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda; overrides the recipe's bench.device."),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let the saved checkpoint (<out>/model) replace a folder of files scalecompress did not write."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the modules each pass would touch and the bytes it would change; change nothing."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Run only shard i of n of the jobs, e.g. 2/4 (each shard writes its own results file)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object with the results instead of tables."),
@@ -60,35 +69,44 @@ def run_command(
     """Run a recipe: compress, benchmark, compare with the dense family, report.
 
     Reruns resume: (model, variant, device) pairs already in the results store are skipped.
-    Exit codes: 0 ok, 1 failure, 2 bad input, 3 an accuracy gate (bench.max_ppl_increase) was crossed.
+    One run at a time per output folder. The recipe as run is kept in <out>/.scalecompress/.
+    Exit codes: 0 ok, 1 failure, 2 bad input, 3 an accuracy gate (bench.max_ppl_increase) was
+    crossed or could not be evaluated, 130 interrupted (rerun to resume).
     """
+    from compress.devices import bench_device
     from compress.recipe import Recipe
 
     parsed = Recipe.from_yaml(recipe)
+    device = bench_device(device)
     if dry_run:
-        _dry_run(parsed, model, json_output)
+        _dry_run(parsed, model, json_output, trust_remote_code)
         return
     from compress.sweep import parse_shard, run_recipe
 
-    result = run_recipe(parsed, out=out, model=model, device=device, shard=parse_shard(shard), progress=not no_progress, log=_log(json_output))
+    result = run_recipe(
+        parsed, out=out, model=model, device=device, shard=parse_shard(shard), progress=not no_progress,
+        log=_log(json_output), trust_remote_code=trust_remote_code, overwrite=overwrite,
+    )
     if json_output:
         _emit_json(_result_json(result))
     else:
         _print_result(result)
+    for line in result.slower_than_dense:
+        print(f"scalecompress: {line}", file=sys.stderr)
     if result.gate_failures:
         for line in result.gate_failures:
             print(f"scalecompress: accuracy gate crossed: {line}", file=sys.stderr)
         raise typer.Exit(EXIT_GATE)
 
 
-def _dry_run(recipe, model: str | None, json_output: bool) -> None:
+def _dry_run(recipe, model: str | None, json_output: bool, trust_remote_code: bool) -> None:
     import compress
-    from compress.passes.apply import plan
+    from compress.core.apply import plan
 
     source = model or recipe.model
     if source is None:
         raise UserError("--dry-run needs a model to inspect: give --model or a recipe with `model:`")
-    loaded = compress.load(source, trust_remote_code=recipe.trust_remote_code)
+    loaded = compress.load(source, trust_remote_code=trust_remote_code)
     plans = {variant.name: plan(loaded.model, variant.passes) for variant in recipe.variants}
     if json_output:
         _emit_json({"model": source, "dry_run": True, "variants": plans})
@@ -107,8 +125,10 @@ def _result_json(result) -> dict:
         "skipped": result.skipped,
         "records": result.records,
         "gate_failures": result.gate_failures,
+        "slower_than_dense": result.slower_than_dense,
         "report": result.report,
         "saved_model": str(result.saved_model) if result.saved_model else None,
+        "exported": getattr(result, "exported", None),
     }
 
 
@@ -131,6 +151,8 @@ def _print_result(result) -> None:
     print(f"\n{result.ran} job(s) run, {result.skipped} skipped (already recorded); results in {result.out}")
     if result.saved_model:
         print(f"compressed checkpoint: {result.saved_model}")
+    if getattr(result, "exported", None):
+        print(f"exported ({result.exported['format']}): {result.exported['path']}")
     if result.report:
         recommendation = result.report.get("recommendation")
         if recommendation:
@@ -147,7 +169,7 @@ def _fmt(value, digits: int) -> str:
 @ls_app.command("passes")
 def ls_passes(json_output: bool = typer.Option(False, "--json", help="Machine-readable list.")) -> None:
     """Every pass: name, package it comes from, what it does, its fields with defaults."""
-    from compress.registry import all_passes
+    from compress.core.registry import all_passes
 
     entries = []
     for spec in all_passes():
@@ -155,12 +177,22 @@ def ls_passes(json_output: bool = typer.Option(False, "--json", help="Machine-re
             name: {"default": _default(field), "type": _type_name(field.annotation), "description": field.description}
             for name, field in spec.config.model_fields.items()
         }
-        entries.append({"name": spec.name, "origin": spec.origin, "description": spec.description, "needs_calibration": spec.needs_calibration, "fields": fields})
+        entries.append(
+            {
+                "name": spec.name,
+                "origin": spec.origin,
+                "description": spec.description,
+                "engine": spec.engine,
+                "needs": sorted(spec.needs),
+                "needs_calibration": spec.needs_calibration,
+                "fields": fields,
+            }
+        )
     if json_output:
         _emit_json({"passes": entries})
         return
     for entry in entries:
-        needs = " (needs calibration data)" if entry["needs_calibration"] else ""
+        needs = f" (needs {', '.join(entry['needs'])})" if entry["needs"] else ""
         print(f"{entry['name']}  [{entry['origin']}]  {entry['description']}{needs}")
         for name, field in entry["fields"].items():
             print(f"    {name}: {field['type']} = {field['default']!r}  — {field['description'] or ''}")
@@ -173,22 +205,36 @@ def _default(field):
 
 
 def _type_name(annotation) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    return text.replace("typing.", "")
+    """'Literal' shows its allowed values: 'layer' | 'global'."""
+    import typing
+
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(repr(value) for value in args)
+    if args and typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " | ".join(_type_name(arg) for arg in args)
+    if args:
+        return str(annotation).replace("typing.", "")
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 @app.command("info")
 def info_command(
     model: str = typer.Argument(..., help="Hub id or local folder (also compressed checkpoints)."),
     json_output: bool = typer.Option(False, "--json", help="Print the ModelInfo as JSON."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow the checkpoint's own Python code to run. Only for sources you trust."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Accepted for uniformity; info reads headers and draws no bars."),  # noqa: ARG001
 ) -> None:
-    """Architecture, parameter counts (total and non-embedding), dtype and stored bytes of a model."""
-    import compress
-    from compress.checkpoint import read_manifest
+    """Architecture, parameter counts (total and non-embedding), dtype and stored bytes of a model.
 
-    loaded = compress.load(model, trust_remote_code=trust_remote_code)
-    info = loaded.info.to_dict()
+    A local folder is described from its config and safetensors header: no weight is read.
+    """
+    from compress.checkpoint import read_manifest
+    from compress.header_info import describe_folder
+
+    info = describe_folder(model, trust_remote_code=trust_remote_code)
     manifest = read_manifest(model) if Path(model).is_dir() else None
     if manifest:
         info["passes"] = [p.get("pass") for p in manifest.get("passes", [])]

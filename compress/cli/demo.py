@@ -21,7 +21,7 @@ def demo_recipe_path() -> Path:
 @app.command("demo")
 def demo_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: scalecompress-out/demo)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cpu)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default: cpu)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
@@ -38,6 +38,8 @@ def demo_command(
         model=None,
         out=out,
         device=device,
+        trust_remote_code=False,
+        overwrite=False,
         dry_run=False,
         shard=None,
         json_output=json_output,

@@ -56,7 +56,7 @@ def _emit(ladder, json_output: bool) -> None:
 
 @ladder_app.command("train")
 def train_command(
-    ladder: str = typer.Argument("pocket", help="Trained ladder to build: 'pocket' (recipes/ladders/pocket.yaml) or your own YAML with kind: trained."),
+    ladder: str = typer.Argument("pocket", help="Trained ladder to build: 'pocket' (LLaMA, recipes/ladders/pocket.yaml), 'pocket-gpt2' (GPT-2 architecture, Conv1D layers) or your own YAML with kind: trained."),
     corpus: Optional[str] = typer.Option(
         None, "--corpus",
         help=("Text to train on: 'plays' (default: the embedded Shakespeare, split by play; test plays never read), "

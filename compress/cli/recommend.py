@@ -14,24 +14,27 @@ import typer
 
 from compress.cli import app
 
+_WEIGHT_HELP = ("Largest size of the weights as stored (not peak RAM), e.g. 2MB, 1.5GiB, 500k (recipe: report.max_weight_bytes; "
+                "was --max-memory).")
 _METRIC_HELP = "Metric to rank and fit: bits_per_byte (default), loss, perplexity, acc or acc_norm."
 
 
 @app.command("recommend")
 def recommend_command(
     results: Path = typer.Argument(..., help="results.jsonl written by `scalecompress run` or `demo`, or their output folder (all shards merged)."),
-    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest weight size as stored, e.g. 2MB, 1.5GiB, 500k."),
-    max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="Largest median decode latency, ms per token."),
-    max_energy_j: Optional[float] = typer.Option(None, "--max-energy-j", help="Largest energy per generated token, joules."),
+    max_memory: Optional[str] = typer.Option(None, "--max-weight-bytes", help=_WEIGHT_HELP),
+    max_latency_ms: Optional[float] = typer.Option(None, "--max-decode-ms", help="Largest median decode latency, ms per token (recipe: report.max_decode_ms)."),
+    max_energy_j: Optional[float] = typer.Option(None, "--max-energy-j-per-token", help="Largest energy per generated token, joules (recipe: report.max_energy_j_per_token)."),
     metric: str = typer.Option("bits_per_byte", "--metric", help=_METRIC_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="Only consider records measured on this device (cpu or cuda)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object (pick, runner_ups, binding, reason)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Accepted for uniformity; recommend only reads results."),  # noqa: ARG001
 ) -> None:
     """Pick the best measured configuration within the budget and say why.
 
     Exit 0 with the pick; exit 1 with one line when nothing fits; exit 2 for a bad flag or path.
 
-        scalecompress recommend out/results.jsonl --max-memory 2MB --max-latency-ms 5
+        scalecompress recommend out/results.jsonl --max-weight-bytes 2MB --max-decode-ms 5
     """
     from compress.scaling.fit import metric_spec
     from compress.scaling.frontier import recommend
@@ -62,10 +65,11 @@ def report_command(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for report.md, report.html and plots/."),
     params: str = typer.Option("non_embedding", "--params", help="Parameter count for the fit and plots: non_embedding or total."),
     metric: str = typer.Option("bits_per_byte", "--metric", help=_METRIC_HELP),
-    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Budget for the recommendation, e.g. 2MB (default: the weight bytes of the second-largest dense model)."),
-    max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="Budget: largest decode ms/token."),
-    max_energy_j: Optional[float] = typer.Option(None, "--max-energy-j", help="Budget: largest J/token."),
+    max_memory: Optional[str] = typer.Option(None, "--max-weight-bytes", help=_WEIGHT_HELP + " Default: the weight bytes of the second-largest dense model."),
+    max_latency_ms: Optional[float] = typer.Option(None, "--max-decode-ms", help="Budget: largest decode ms/token (recipe: report.max_decode_ms)."),
+    max_energy_j: Optional[float] = typer.Option(None, "--max-energy-j-per-token", help="Budget: largest J/token (recipe: report.max_energy_j_per_token)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object with the paths written."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Accepted for uniformity; report draws no progress bars."),  # noqa: ARG001
 ) -> None:
     """Fit the dense ladder, place compressed models, plot, and write report.md + report.html.
 

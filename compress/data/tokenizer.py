@@ -14,10 +14,7 @@ Encoding with special tokens prepends `<|bos|>`, the way the pocket models were 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 
 from compress.cache import cache_dir
@@ -120,16 +117,14 @@ def corpus_tokenizer(corpus, vocab_size: int = 1024):
 
 def save_atomic(tokenizer, folder: Path) -> None:
     """save_pretrained into a hidden sibling, then rename: readers never see half a tokenizer."""
-    staging = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
+    from compress.atomic import staged_dir
+
     try:
-        tokenizer.save_pretrained(str(staging))
-        try:
-            os.replace(staging, folder)
-        except OSError:
-            if not (folder / "tokenizer.json").is_file():  # another process may have won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with staged_dir(folder) as staging:
+            tokenizer.save_pretrained(str(staging))
+    except FileExistsError:
+        if not (folder / "tokenizer.json").is_file():  # else another process won the race: same tokenizer
+            raise
 
 
 def encode(tokenizer, text: str) -> list[int]:

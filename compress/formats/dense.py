@@ -27,4 +27,6 @@ def weight_matrix(module: nn.Module) -> torch.Tensor:
 
 def module_bytes(module: nn.Module) -> int:
     """Bytes of a module's parameters and persistent buffers, as saved."""
-    return sum(t.numel() * t.element_size() for t in module.state_dict().values() if t is not None)
+    from compress.units import tensor_bytes
+
+    return tensor_bytes(module.state_dict().values())

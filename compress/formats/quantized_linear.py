@@ -194,7 +194,9 @@ class QuantizedLinear(PackedModule):
         held = [t for t in (*self._buffers.values(), *self._parameters.values()) if t is not None]
         if self._kernel is not None:
             held += [self._kernel.packed, self._kernel.scale_zeros]
-        return sum(t.numel() * t.element_size() for t in held)
+        from compress.units import tensor_bytes
+
+        return tensor_bytes(held)
 
     # -- computing -------------------------------------------------------------------------
 

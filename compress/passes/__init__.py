@@ -1,7 +1,7 @@
 """Pass configs by name, for library users: `compress.passes.RTNConfig(bits=4)`.
 
-Each pass lives in its own file under `quantization/`, `pruning/` or `distillation/`;
-this module only re-exports the config classes (imported on first use).
+Each algorithm lives in its own file under `compress/algorithms/`; this module only
+re-exports the config classes (imported on first use).
 """
 
 from __future__ import annotations
@@ -9,8 +9,16 @@ from __future__ import annotations
 import importlib
 
 _CONFIGS = {
-    "RTNConfig": "compress.passes.quantization.rtn",
-    "MagnitudeConfig": "compress.passes.pruning.magnitude",
+    "RTNConfig": "compress.algorithms.quantization.rtn",
+    "GPTQConfig": "compress.algorithms.quantization.gptq",
+    "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
+    "AWQConfig": "compress.algorithms.quantization.awq",
+    "SmoothQuantConfig": "compress.algorithms.quantization.smoothquant",
+    "BnbConfig": "compress.algorithms.quantization.bnb",
+    "WandaConfig": "compress.algorithms.pruning.wanda",
+    "SparseGPTConfig": "compress.algorithms.pruning.sparsegpt",
+    "StructuredConfig": "compress.algorithms.pruning.structured",
+    "DepthConfig": "compress.algorithms.pruning.depth",
 }
 
 __all__ = sorted(_CONFIGS)

@@ -15,11 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
 import sys
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from compress.cache import cache_dir
@@ -44,7 +40,8 @@ def cache_key(corpus: Corpus, recipe: PocketRecipe, seed: int, family: str) -> s
         "family": family,
         "corpus": corpus.fingerprint,
         "tokenizer": tokenizer_key(corpus.fingerprint, recipe.vocab_size),
-        "recipe": recipe.model_dump(mode="json"),
+        # LLaMA ladders trained before `architecture` and `gpt2_ffn_ratio` existed keep their key (and cache).
+        "recipe": recipe.model_dump(mode="json", exclude={"architecture", "gpt2_ffn_ratio"} if recipe.architecture == "llama" else None),
         "seed": seed,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
@@ -79,9 +76,9 @@ def _read_member(path: Path) -> dict | None:
 
 
 def _write_json(path: Path, document: dict) -> None:
-    staging = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    staging.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(staging, path)
+    from compress.atomic import write_json
+
+    write_json(path, document)
 
 
 def _ladder_from(manifest: dict, family: str) -> Ladder:
@@ -125,7 +122,8 @@ def build_ladder(corpus: Corpus, plans: list[MemberPlan], recipe: PocketRecipe, 
         "lr_rule": recipe.lr_rule(),
         "embedding_share_note": "embedding share = tied token-embedding params / all params (input and output share one matrix)",
         "params_convention": "params: all parameters, tied embedding once; non_embedding_params: without the token embedding (Kaplan)",
-        "recipe": recipe.model_dump(mode="json"),
+        # LLaMA ladders trained before `architecture` and `gpt2_ffn_ratio` existed keep their key (and cache).
+        "recipe": recipe.model_dump(mode="json", exclude={"architecture", "gpt2_ffn_ratio"} if recipe.architecture == "llama" else None),
         "tokenizer": {"kind": "byte-level BPE, trained on the train text only", "vocab_size": recipe.vocab_size},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "members": members,
@@ -170,35 +168,20 @@ def _train_missing(corpus, plans, recipe, folder: Path, *, seed, device, progres
     return records
 
 
-@contextmanager
-def _quiet_transformers_bars():
-    # save_pretrained draws its own "Writing model shards" bar; ours already shows progress.
-    from transformers.utils import logging
-
-    was_enabled = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            logging.enable_progress_bar()
-
-
 def _save_member(model, tokenizer, record: dict, path: Path) -> None:
-    staging = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+    from compress.atomic import staged_dir
+    from compress.quiet import quiet_transformers
+
+    # Only a cache folder without its member file (debris of an old layout) is ever replaced.
+    unfinished = lambda folder: not (folder / MEMBER_FILE).is_file()  # noqa: E731
     try:
-        with _quiet_transformers_bars():
-            model.save_pretrained(str(staging))  # safetensors: transformers v5 writes nothing else
-        tokenizer.save_pretrained(str(staging))
-        (staging / MEMBER_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        if not (staging / "model.safetensors").is_file():
-            raise ScaleCompressError(f"{record['name']}: save_pretrained wrote no model.safetensors in {staging}")
-        if path.exists() and not (path / MEMBER_FILE).is_file():  # debris, never a finished member
-            shutil.rmtree(path)
-        try:
-            os.replace(staging, path)
-        except OSError:
-            if not (path / MEMBER_FILE).is_file():  # else another process finished it first
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with staged_dir(path, replace=unfinished) as staging:
+            with quiet_transformers(logs=False):  # save_pretrained draws its own bar; ours shows progress
+                model.save_pretrained(str(staging))  # safetensors: transformers v5 writes nothing else
+            tokenizer.save_pretrained(str(staging))
+            (staging / MEMBER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+            if not (staging / "model.safetensors").is_file():
+                raise ScaleCompressError(f"{record['name']}: save_pretrained wrote no model.safetensors in {staging}")
+    except FileExistsError:
+        if not (path / MEMBER_FILE).is_file():  # else another process finished it first
+            raise

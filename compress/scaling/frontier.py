@@ -23,9 +23,9 @@ from compress.units import format_bytes, is_number
 
 # constraint -> (record key, CLI flag, unit formatter)
 CONSTRAINTS = {
-    "max_weight_bytes": ("weight_bytes", "--max-memory", lambda v: format_bytes(v)),
-    "max_decode_ms": ("decode_ms_per_token", "--max-latency-ms", lambda v: f"{v:.3g} ms/token"),
-    "max_energy_j_per_token": ("energy_j_per_token", "--max-energy-j", lambda v: f"{v:.3g} J/token"),
+    "max_weight_bytes": ("weight_bytes", "--max-weight-bytes", lambda v: format_bytes(v)),
+    "max_decode_ms": ("decode_ms_per_token", "--max-decode-ms", lambda v: f"{v:.3g} ms/token"),
+    "max_energy_j_per_token": ("energy_j_per_token", "--max-energy-j-per-token", lambda v: f"{v:.3g} J/token"),
 }
 _SUMMARY_KEYS = ("model", "variant", "device", "scenario", "method", "bits", "group_size", "sparsity", "params",
                  "non_embedding_params", "weight_bytes", "decode_ms_per_token", "energy_j_per_token",
@@ -115,10 +115,11 @@ def make_budget(**limits) -> Budget:
     try:
         return Budget(**limits)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "budget"
+        from compress.errors import describe_validation_error
+
+        field = str(error.errors()[0]["loc"][0]) if error.errors()[0]["loc"] else "budget"
         flag = CONSTRAINTS[field][1] if field in CONSTRAINTS else field
-        raise UserError(f"{flag}: {first['msg'].lower()} (got {first.get('input')!r}); give a positive number, or "
+        raise UserError(f"{flag}: {describe_validation_error(error, Budget)}; give a positive number, or "
                         f"leave it out for no limit (limits: {', '.join(CONSTRAINTS)})") from None
 
 

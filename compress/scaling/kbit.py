@@ -16,7 +16,6 @@ evidence is that share plus the metrics of every precision at the middle of the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +114,6 @@ def plot_kbit(analysis: dict, out_dir, *, metric: str, family: str | None) -> di
     ax.legend(fontsize=8, frameon=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for fmt in ("png", "svg"):
-        path = out_dir / f"kbit_{metric}_vs_total_bits.{fmt}"
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.{fmt}")
-        try:
-            figure.savefig(tmp, format=fmt, dpi=130, metadata={"Date": None} if fmt == "svg" else {"Software": None})
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        paths[fmt] = path
-    return paths
+    from compress.scaling.plot import _save
+
+    return {fmt: _save(figure, out_dir / f"kbit_{metric}_vs_total_bits.{fmt}", fmt) for fmt in ("png", "svg")}

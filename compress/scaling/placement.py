@@ -23,9 +23,7 @@ compressed records of that group are placed on it:
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,16 +33,17 @@ from compress.errors import ScaleCompressError, UserError
 from compress.scaling.effective import DenseCurve
 from compress.scaling.evidence import metric_ci, paired_vs
 from compress.scaling.fit import ScalingFit, fit_scaling, metric_spec, params_key
+from compress.scaling.frontier import latest, pareto
 from compress.scaling.law import describe_law
 from compress.units import is_number as _number
-from compress.scaling.frontier import latest, pareto
 
 COST_AXES = ("weight_bytes", "decode_ms_per_token", "energy_j_per_token")
 
 
 def read_records(path) -> list[dict]:
     """Records of a results JSONL file, or of every `results*.jsonl` in a folder (sweep shards
-    merge by concatenation); a truncated last line (an interrupted write) is skipped.
+    merge by concatenation); partial or damaged lines are skipped with a warning (one reader:
+`compress.bench.results.read_jsonl`).
 
         >>> records = read_records("out/results.jsonl")  # doctest: +SKIP
     """
@@ -57,22 +56,9 @@ def read_records(path) -> list[dict]:
     if not path.is_file():
         raise UserError(f"RESULTS: no results file at '{path}'; run `scalecompress run RECIPE` or "
                         "`scalecompress demo` first, or pass the path of a results.jsonl")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            if number == len(lines):
-                print(f"scalecompress: warning: skipped a truncated last line in {path}", file=sys.stderr)
-                continue
-            raise ScaleCompressError(f"RESULTS: line {number} of {path} is not JSON ({error.msg}); "
-                                     "remove or fix that line") from None
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+    from compress.bench.results import read_jsonl
+
+    return read_jsonl(path)
 
 
 def is_dense(record: dict) -> bool:

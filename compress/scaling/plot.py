@@ -17,7 +17,6 @@ the rest. Matplotlib's object API with the Agg canvas: no pyplot global state, n
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -218,11 +217,9 @@ def _plain(value: float) -> str:
 
 def _save(figure: Figure, path: Path, fmt: str) -> Path:
     """Atomic: render to a temp file beside the target, then rename over it."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.{fmt}")
-    try:
+    from compress.atomic import staged_file
+
+    with staged_file(path) as tmp:
         metadata = {"Date": None} if fmt == "svg" else {"Software": None}
         figure.savefig(tmp, format=fmt, dpi=130, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -3,8 +3,9 @@
 A member is named by its width and depth, `d<width>-l<layers>` (e.g. `d128-l4`); everything
 else follows from one rule set, so the ladder differs only in size:
 
-- LLaMA architecture, tied input/output embeddings, `heads = max(1, width // head_dim)`,
-  MLP width `ffn_ratio * width` rounded up to a multiple of `ffn_multiple`;
+- LLaMA architecture (or GPT-2 with `architecture: gpt2`: learned positions, LayerNorm, GELU MLP
+  of `gpt2_ffn_ratio * width`, no dropout), tied input/output embeddings,
+  `heads = max(1, width // head_dim)`, MLP width rounded up to a multiple of `ffn_multiple`;
 - tokens = `tokens * (N / tokens_ref_params) ** tokens_exponent`, N = non-embedding params,
   rounded to whole batches: bigger members see more data (a flat budget under-trains them);
 - peak LR = `lr * (lr_ref_width / width) ** lr_width_exponent`: narrower models take larger steps.
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from compress.errors import UserError
 
 DEFAULT_SIZES = ("d24-l2", "d32-l2", "d48-l2", "d64-l3", "d96-l4", "d128-l4")
-_SIZE = re.compile(r"^(?:pocket-)?d(?P<width>\d+)-l(?P<layers>\d+)$")
+_SIZE = re.compile(r"^(?:pocket-(?:gpt2-)?)?d(?P<width>\d+)-l(?P<layers>\d+)$")
 
 
 class PocketRecipe(BaseModel):
@@ -36,6 +37,11 @@ class PocketRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(1, description="Recipe format version; bump when a field's meaning changes.")
+    architecture: Literal["llama", "gpt2"] = Field(
+        "llama",
+        description="Member architecture: 'llama' (RMSNorm, rotary, SwiGLU) or 'gpt2' (learned positions, LayerNorm, "
+        "GELU, Conv1D layers): a second architecture, so no claim is tuned to one model family.",
+    )
     vocab_size: int = Field(1024, ge=259, le=65536, description="Byte-level BPE vocabulary; small, so the tied embedding stays a moderate share of each member.")
     seq_len: int = Field(128, ge=8, le=8192, description="Training context in tokens (and the members' max_position_embeddings).")
     batch_size: int = Field(32, ge=1, le=4096, description="Sequences per optimizer step.")
@@ -53,6 +59,7 @@ class PocketRecipe(BaseModel):
     head_dim: int = Field(32, ge=4, description="Attention head width: heads = max(1, width // head_dim).")
     ffn_ratio: float = Field(8 / 3, gt=0, description="MLP width / model width, as in LLaMA (SwiGLU keeps params near a 4x MLP).")
     ffn_multiple: int = Field(16, ge=1, description="Round the MLP width up to a multiple of this.")
+    gpt2_ffn_ratio: float = Field(4.0, gt=0, description="MLP width / model width of 'gpt2' members (GPT-2's 4x GELU MLP).")
     tokens: int = Field(1_200_000, ge=1, description="Token budget of a member with tokens_ref_params non-embedding params.")
     tokens_ref_params: int = Field(150_000, ge=1, description="Non-embedding size at which the budget equals `tokens`.")
     tokens_exponent: float = Field(0.5, ge=0, le=2, description="Budget grows as (N / tokens_ref_params) ** this.")
@@ -106,9 +113,9 @@ class MemberPlan:
 
 
 def validation_message(error: ValidationError, where: str) -> str:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"{where}: field {field!r}: {first['msg']} (got {first.get('input')!r}); fix it or remove the field to use the default"
+    from compress.errors import describe_validation_error
+
+    return f"{where}: {describe_validation_error(error)}; fix it or remove the field to use the default"
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -136,10 +143,17 @@ def plan_member(size: str, recipe: PocketRecipe) -> MemberPlan:
     heads = max(1, width // recipe.head_dim)
     if width % heads:
         raise UserError(f"ladder size {size!r}: width {width} does not split into {heads} heads of ~{recipe.head_dim}; pick a width that is a multiple of {heads}")
-    ffn = int(math.ceil(recipe.ffn_ratio * width / recipe.ffn_multiple) * recipe.ffn_multiple)
-    # Per layer: q,k,v,o (4 w^2), SwiGLU gate/up/down (3 w ffn), two RMSNorm weights; + final norm.
-    non_embedding = layers * (4 * width * width + 3 * width * ffn + 2 * width) + width
-    embedding = recipe.vocab_size * width  # tied: counted once
+    if recipe.architecture == "gpt2":
+        ffn = int(math.ceil(recipe.gpt2_ffn_ratio * width / recipe.ffn_multiple) * recipe.ffn_multiple)
+        # Per layer: c_attn (3 w^2 + 3 w), c_proj (w^2 + w), c_fc (w ffn + ffn), mlp c_proj (ffn w + w),
+        # two LayerNorms (weight + bias); + final LayerNorm. Learned positions count as embedding.
+        non_embedding = layers * (4 * width * width + 2 * width * ffn + 9 * width + ffn) + 2 * width
+        embedding = (recipe.vocab_size + recipe.seq_len) * width  # tied head counted once
+    else:
+        ffn = int(math.ceil(recipe.ffn_ratio * width / recipe.ffn_multiple) * recipe.ffn_multiple)
+        # Per layer: q,k,v,o (4 w^2), SwiGLU gate/up/down (3 w ffn), two RMSNorm weights; + final norm.
+        non_embedding = layers * (4 * width * width + 3 * width * ffn + 2 * width) + width
+        embedding = recipe.vocab_size * width  # tied: counted once
     batch_tokens = recipe.batch_size * recipe.seq_len
     if recipe.steps is not None:
         steps = recipe.steps
@@ -147,7 +161,7 @@ def plan_member(size: str, recipe: PocketRecipe) -> MemberPlan:
         budget = recipe.tokens * (non_embedding / recipe.tokens_ref_params) ** recipe.tokens_exponent
         steps = max(1, round(budget / batch_tokens))
     return MemberPlan(
-        name=f"pocket-d{width}-l{layers}",
+        name=f"pocket-{'gpt2-' if recipe.architecture == 'gpt2' else ''}d{width}-l{layers}",
         width=width,
         layers=layers,
         heads=heads,

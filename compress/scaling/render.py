@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 .8em;color:#222;"
@@ -69,12 +68,9 @@ def to_html(blocks) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder: the rename is atomic
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from compress.atomic import write_text
+
+    write_text(path, text)
 
 
 def _strong(text: str) -> str:

@@ -18,16 +18,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.errors import UserError
-from compress.scaling.fit import metric_spec, params_key
-from compress.scaling.frontier import Budget, NothingFits, latest, make_budget, pareto, recommend
-from compress.units import format_bytes, format_count, is_number
 from compress.scaling.evidence import metric_ci
+from compress.scaling.fit import metric_spec, params_key
+from compress.scaling.frontier import (
+    Budget,
+    NothingFits,
+    latest,
+    make_budget,
+    pareto,
+    recommend,
+)
 from compress.scaling.kbit import kbit_analysis, plot_kbit
 from compress.scaling.law import check_fit
 from compress.scaling.placement import COST_AXES, ladders, place_on
 from compress.scaling.plot import AXES, plot_ladder
 from compress.scaling.render import markdown, to_html, write_atomic
 from compress.scaling.verdict import verdict_card
+from compress.units import format_bytes, format_count, is_number
 
 _METRIC_KEYS = ("bits_per_byte", "loss", "perplexity", "acc", "acc_norm")
 

@@ -35,12 +35,14 @@ def test_lm_eval_tasks_are_the_non_builtin_ones():
 
 
 def test_bad_input_is_a_user_error_naming_field_and_allowed_values():
-    with pytest.raises(UserError, match="unknown bench setting 'windw'.*window"):
+    with pytest.raises(UserError, match="bench: unknown field 'windw'; did you mean 'window'"):
         as_config({"windw": 12})
-    with pytest.raises(UserError, match="bench.device='gpu'.*'cpu' or 'cuda'"):
+    with pytest.raises(UserError, match="bench: field 'device'='gpu'.*'cpu' or 'cuda'"):
         as_config({}, device="gpu")
-    with pytest.raises(UserError, match="bench.repeats=0"):
+    with pytest.raises(UserError, match="bench: field 'repeats'=0"):
         as_config({"repeats": 0})
+    with pytest.raises(UserError, match="did you mean 'perplexity'"):
+        as_config({"tasks": ["perplexty"]})
 
 
 def test_overrides_win_and_none_overrides_are_ignored():

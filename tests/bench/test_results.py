@@ -9,7 +9,7 @@ from compress.bench.results import (
     record_key,
     validate_record,
 )
-from compress.errors import ScaleCompressError, UserError
+from compress.errors import UserError
 
 
 def record(model="m", variant="dense", device="cpu", scenario="s1", **fields):
@@ -36,20 +36,21 @@ def test_interrupted_last_line_is_skipped_and_next_append_starts_a_new_line(tmp_
     store.append(record(model="a"))
     with open(path, "a") as handle:
         handle.write('{"model": "b", "variant": "dense", "dev')  # killed mid-write
-    with pytest.warns(UserWarning, match="partial record"):
+    with pytest.warns(UserWarning, match="partial or damaged record"):
         assert [r["model"] for r in store.records()] == ["a"]
     store.append(record(model="c"))
-    with pytest.warns(UserWarning, match="partial record"):
+    with pytest.warns(UserWarning, match="partial or damaged record"):
         assert [r["model"] for r in store.records()] == ["a", "c"]
-    with pytest.warns(UserWarning, match="partial record"):
+    with pytest.warns(UserWarning, match="partial or damaged record"):
         assert store.has("c") and not store.has("b")
 
 
-def test_garbage_in_the_middle_is_an_error(tmp_path):
+def test_garbage_in_the_middle_is_skipped_with_a_warning_naming_the_line(tmp_path):
+    # One reader, tolerant anywhere: a damaged line must not make every later report fail.
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(record(model="a")) + "\nnot json at all\n" + json.dumps(record(model="b")) + "\n")
-    with pytest.raises(ScaleCompressError, match="results.jsonl:2"):
-        ResultsStore(path).records()
+    with pytest.warns(UserWarning, match="results.jsonl:2"):
+        assert [r["model"] for r in ResultsStore(path).records()] == ["a", "b"]
 
 
 def test_records_are_validated_and_json_safe(tmp_path):

@@ -150,7 +150,7 @@ def test_bench_checkpoint_tracks_the_load_and_appends_to_a_store(llama, tokenize
 
 
 def test_rtn_w4_g128_weight_bytes_are_small_and_match_the_saved_file(tokenizer, make_llama, tmp_path, one_thread):
-    rtn = pytest.importorskip("compress.passes.quantization.rtn")
+    rtn = pytest.importorskip("compress.algorithms.quantization.rtn")
     from safetensors import safe_open
 
     import compress

@@ -68,7 +68,7 @@ def test_table_output_and_results_store_resume(checkpoint, tmp_path, capsys):
 
 def test_bad_flags_exit_2_with_one_line(checkpoint, tmp_path, capsys):
     code, _, err = run(capsys, "bench", checkpoint, "--device", "gpu", "--no-progress")
-    assert code == 2 and err.count("\n") == 1 and "'cpu' or 'cuda'" in err
+    assert code == 2 and err.count("\n") == 1 and "allowed: auto, cpu, cuda, cuda:N" in err
     code, _, err = run(capsys, "bench", tmp_path / "missing", "--no-progress")
     assert code == 2 and "does not exist" in err
     config = tmp_path / "bench.yaml"

@@ -42,21 +42,22 @@ def test_recommend_json(results, capsys):
 
 
 def test_recommend_human_output_with_latency(results, capsys):
-    assert main(["recommend", str(results), "--max-memory", "5MB", "--max-latency-ms", "1.0"]) == 0
+    assert main(["recommend", str(results), "--max-weight-bytes", "5MB", "--max-decode-ms", "1.0"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("pick: c rtn-w4-g64 on cpu")
     assert "Binding: max_decode_ms" in out and "rank" in out
 
 
 def test_nothing_fits_is_one_line_and_exit_1(results, capsys):
-    assert main(["recommend", str(results), "--max-memory", "100k"]) == 1
+    assert main(["recommend", str(results), "--max-weight-bytes", "100k"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing fits: the smallest model, a dense on cpu, needs 400 kB" in err[0]
 
 
 def test_bad_flags_exit_2(results, capsys):
     assert main(["recommend", str(results), "--max-memory", "2 megs"]) == 2
-    assert "--max-memory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--max-memory is deprecated" in err and "--max-weight-bytes" in err.splitlines()[-1]
     assert main(["recommend", str(results), "--metric", "bleu"]) == 2
     assert main(["recommend", str(results.parent / "missing.jsonl")]) == 2
 

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from compress.formats import FORMATS, QuantizedLinear, build_packed, cpu_int4
 from compress.formats.quantized_linear import KERNEL_MAX_ROWS
-from compress.passes.quantization.grid import dequantize, rtn_quantize
+from compress.algorithms.quantization.grid import dequantize, rtn_quantize
 
 needs_kernel = pytest.mark.skipif(not cpu_int4.kernel_available(), reason="this PyTorch has no CPU int4 ops")
 

@@ -80,16 +80,16 @@ def test_nothing_fits_names_what_the_smallest_model_needs():
         recommend(synthetic_records(), max_weight_bytes=parse_size("100k"))
     smallest = format_bytes(4 * total_params(SIZES[0]))
     assert str(caught.value).startswith(f"nothing fits: the smallest model, {dense_name(SIZES[0])} dense on cpu, "
-                                        f"needs {smallest} > --max-memory 100 kB")
+                                        f"needs {smallest} > --max-weight-bytes 100 kB")
     assert caught.value.exit_code == 1 and "\n" not in str(caught.value)
 
 
 def test_unmeasured_metric_and_bad_limits_are_user_errors():
     with pytest.raises(UserError, match="measured metrics: .*bits_per_byte"):
         recommend(synthetic_records(), metric="acc_norm")
-    with pytest.raises(UserError, match="--max-latency-ms"):
+    with pytest.raises(UserError, match="--max-decode-ms"):
         recommend(synthetic_records(), max_decode_ms=-1)
-    with pytest.raises(UserError, match="--max-memory"):
+    with pytest.raises(UserError, match="--max-weight-bytes"):
         make_budget(max_weight_bytes=0)
 
 
@@ -102,7 +102,7 @@ def test_parse_size():
     assert parse_size(" 64 KiB ") == 65536
     assert parse_size(3.0) == 3
     for bad in ("2 megs", "MB", "-1MB", "0"):
-        with pytest.raises(UserError, match="--max-memory"):
+        with pytest.raises(UserError, match="--max-weight-bytes"):
             parse_size(bad)
 
 

@@ -170,7 +170,7 @@ def test_hub_ladders_parse_without_network(name, ids):
 
 
 def test_ladder_errors_name_the_problem(tmp_path):
-    with pytest.raises(UserError, match="allowed: gpt2, pocket, pythia"):
+    with pytest.raises(UserError, match="allowed: gpt2, pocket, pocket-gpt2, pythia"):
         load_ladder("pythya")
     with pytest.raises(UserError, match="hub ladder"):
         load_ladder("pythia", steps=3)
@@ -184,3 +184,32 @@ def test_ladder_errors_name_the_problem(tmp_path):
     wrong.write_text(yaml.safe_dump({"kind": "trained", "recipe": {"lr": -1}}))
     with pytest.raises(UserError, match="'recipe.lr'"):
         load_ladder(str(wrong))
+
+
+@pytest.mark.parametrize("size", ["d32-l2", "d64-l3"])
+def test_gpt2_members_planned_counts_match_the_built_model(size):
+    from compress.checkpoint import count_params
+    from compress.scaling.train import build_model
+
+    recipe = PocketRecipe(architecture="gpt2")
+    plan = plan_member(size, recipe)
+    model = build_model(plan, recipe, {"bos": 0, "eos": 1, "pad": 2}, seed=0)
+    assert type(model).__name__ == "GPT2LMHeadModel" and plan.name == f"pocket-gpt2-{size}"
+    assert count_params(model) == (plan.params, plan.non_embedding_params)
+
+
+def test_llama_cache_key_ignores_the_architecture_fields_added_later():
+    """Ladders cached before `architecture` existed keep their key, so nobody retrains them."""
+    import hashlib
+    import json
+
+    from compress.data.corpus import load_corpus
+    from compress.data.tokenizer import tokenizer_key
+    from compress.scaling.build import FORMAT, cache_key
+
+    corpus, recipe = load_corpus("plays"), PocketRecipe()
+    old_dump = {k: v for k, v in recipe.model_dump(mode="json").items() if k not in ("architecture", "gpt2_ffn_ratio")}
+    material = {"format": FORMAT, "family": "pocket", "corpus": corpus.fingerprint,
+                "tokenizer": tokenizer_key(corpus.fingerprint, recipe.vocab_size), "recipe": old_dump, "seed": 0}
+    assert cache_key(corpus, recipe, 0, "pocket") == hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    assert cache_key(corpus, PocketRecipe(architecture="gpt2"), 0, "pocket") != cache_key(corpus, recipe, 0, "pocket")

@@ -1,8 +1,8 @@
 import pytest
-from tests.scaling.scaling_synthetic import SIZES, VARIANTS, synthetic_records
 
 from compress.errors import UserError
 from compress.scaling.report import write_report
+from tests.scaling.scaling_synthetic import VARIANTS, synthetic_records
 
 
 @pytest.fixture(scope="module")
