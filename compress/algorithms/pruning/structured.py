@@ -36,7 +36,7 @@ from typing import Literal
 
 import torch
 import torch_pruning as tp
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from compress.algorithms.pruning.layout import decoder_layout
@@ -56,6 +56,12 @@ class StructuredConfig(PassConfig):
         "activation", description="'magnitude': group L2 of weights; 'activation': output L2 on calibration data (Minitron); 'taylor': Σ|w·grad| (LLM-Pruner)."
     )
     round_to: int = Field(8, ge=1, description="Keep a multiple of this many MLP channels (matrix kernels prefer multiples of 8).")
+
+    @model_validator(mode="after")
+    def _no_targets(self) -> StructuredConfig:
+        if self.targets != ["Linear"] or self.ignore:
+            raise ValueError("structured prunes every block alike (so config.json can describe the result); targets/ignore do not apply to it: remove them")
+        return self
 
     def tag(self) -> str:
         return f"structured-h{self.heads * 100:g}%-m{self.mlp * 100:g}%" + ("" if self.importance == "activation" else f"-{self.importance}")

@@ -68,3 +68,11 @@ def test_unsupported_architecture_names_the_supported_ones():
 def test_a_ratio_that_removes_nothing_says_so():
     with pytest.raises(UserError, match="rounds to none"):
         run(llama(heads=4, kv_heads=2), heads=0.2)
+
+
+def test_targets_do_not_apply_to_model_level_passes():
+    from compress.passes import DepthConfig
+
+    for config_class in (StructuredConfig, DepthConfig):
+        with pytest.raises(ValueError, match="targets/ignore do not apply"):
+            config_class(targets=["q_proj"])
