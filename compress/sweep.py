@@ -14,6 +14,7 @@ a sweep (each shard writes its own results file; reports read them all).
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -181,7 +182,9 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
                 bar.update()
                 continue
             started = time.perf_counter()
-            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None, trust_remote_code, overwrite)
+            work_dir = out_dir / ".train" / f"{job.model}-{job.variant_name}".replace("/", "_")
+            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None, trust_remote_code, overwrite, work_dir)
+            shutil.rmtree(work_dir, ignore_errors=True)  # the job is done: nothing left to resume
             saved_model = saved or saved_model
             store.append(record)
             recorded.add(record_key(record))
@@ -216,7 +219,7 @@ def _summary(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust_remote_code: bool = False, overwrite: bool = False):
+def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust_remote_code: bool = False, overwrite: bool = False, work_dir: Path | None = None):
     import compress
     from compress.bench import bench
     from compress.checkpoint import read_manifest
@@ -244,7 +247,8 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
     }
     saved = None
     if job.variant is not None:
-        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False)
+        # work_dir: training passes checkpoint there, so a killed sweep resumes mid-training
+        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False, work_dir=work_dir)
         fields.update(describe_variant(job.variant, reports))
         if save_to is not None:
             saved = compress.save(
@@ -272,6 +276,9 @@ def describe_variant(variant: Variant, reports: list) -> dict[str, Any]:
         sparsity = report.details.get("sparsity") if report.details else None
         if sparsity is not None:
             fields["sparsity"] = sparsity
+        trained = report.details.get("train_tokens") if report.details else None
+        if trained:
+            fields["train_tokens"] = fields.get("train_tokens", 0) + trained
     return fields
 
 

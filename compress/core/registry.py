@@ -37,6 +37,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
     "magnitude": "compress.algorithms.pruning.magnitude",
+    "distill": "compress.algorithms.distillation.kd",
 }
 
 # What an algorithm class must define, by engine (any one of the names).

@@ -12,6 +12,7 @@ _CONFIGS = {
     "RTNConfig": "compress.algorithms.quantization.rtn",
     "GPTQConfig": "compress.algorithms.quantization.gptq",
     "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
+    "DistillConfig": "compress.algorithms.distillation.kd",
 }
 
 __all__ = sorted(_CONFIGS)
