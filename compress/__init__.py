@@ -26,6 +26,7 @@ _LAZY = {
     "apply": ("compress.core.apply", "apply"),
     "Recipe": ("compress.recipe", "Recipe"),
     "passes": ("compress.passes", None),
+    "export": ("compress.export", "export"),
 }
 
 __all__ = sorted([*_LAZY, "bench"])

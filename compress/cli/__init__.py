@@ -67,7 +67,7 @@ def _register_commands() -> None:
     # Explicit imports: each module adds its commands to `app` (no package walking).
     from compress.cli import commands  # noqa: F401
 
-    for name in ("ladder", "bench", "recommend", "demo"):
+    for name in ("ladder", "bench", "recommend", "demo", "export"):
         try:
             __import__(f"compress.cli.{name}")
         except ModuleNotFoundError as error:

@@ -96,6 +96,9 @@ def run_passes(model: nn.Module, configs: PassConfig | Sequence[PassConfig], con
                 _finish(pass_run, model)
     finally:
         model.train(was_training)
+    from compress.export.native import mark_packed  # issue 11: save_pretrained must not write random weights
+
+    mark_packed(model)
     return [r.report for r in runs]
 
 
