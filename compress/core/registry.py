@@ -37,9 +37,6 @@ BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
     "magnitude": "compress.algorithms.pruning.magnitude",
-<<<<<<< HEAD
-    "distill": "compress.algorithms.distillation.kd",
-=======
     "awq": "compress.algorithms.quantization.awq",
     "smoothquant": "compress.algorithms.quantization.smoothquant",
     "bnb": "compress.algorithms.quantization.bnb",
@@ -47,7 +44,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "sparsegpt": "compress.algorithms.pruning.sparsegpt",
     "structured": "compress.algorithms.pruning.structured",
     "depth": "compress.algorithms.pruning.depth",
->>>>>>> main
+    "distill": "compress.algorithms.distillation.kd",
 }
 
 # What an algorithm class must define, by engine (any one of the names).
