@@ -310,8 +310,8 @@ def describe_variant(variant: Variant, reports: list) -> dict[str, Any]:
         if sparsity is not None:
             fields["sparsity"] = sparsity
         trained = report.details.get("train_tokens") if report.details else None
-        if trained:
-            fields["train_tokens"] = fields.get("train_tokens", 0) + trained
+        if trained:  # what training passes (distill) spent on this variant, beyond the source's own training
+            fields["distill_tokens"] = fields.get("distill_tokens", 0) + trained
     return fields
 
 

@@ -130,9 +130,9 @@ def _ladder_blocks(group, rows, written, key, params, metric, out_dir):
         table = [[r["model"], r["variant"], format_bytes(_record(group, r).get("weight_bytes")),
                   _num(r["metric_value"]), format_count(r["effective_params"]),
                   _num(r["effective_ratio"], 3), r["effective_flag"].replace("_", " "),
-                  format_count(_record(group, r).get("train_tokens")) if _record(group, r).get("train_tokens") else "—",
+                  format_count(_record(group, r).get("distill_tokens")) if _record(group, r).get("distill_tokens") else "—",
                   *[_verdict(r["vs_dense"][axis]) for axis in COST_AXES]] for r in rows]
-        blocks.append(("table", ["model", "variant", "weight bytes", metric, "effective params", "ratio", "fit range", "training tokens",
+        blocks.append(("table", ["model", "variant", "weight bytes", metric, "effective params", "ratio", "fit range", "distillation tokens",
                                  "vs dense @ weight bytes", "@ decode latency", "@ energy"], table))
 
     blocks.append(("h3", "Pareto sets"))

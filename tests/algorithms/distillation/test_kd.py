@@ -152,3 +152,23 @@ def test_killed_distillation_resumes_and_ends_identical(tokenizer, text_source, 
     assert report.details["resumed_from_step"] == 4
     assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), whole.state_dict().values()))
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_sweep_records_the_distillation_tokens_of_a_variant():
+    from compress.core.report import PassReport
+    from compress.recipe import Variant
+    from compress.sweep import describe_variant
+
+    variant = Variant(name="m+d", passes=[DistillConfig(steps=2), DistillConfig(steps=3)])
+    reports = [PassReport("distill", {}, details={"train_tokens": 100}), PassReport("distill", {}, details={"train_tokens": 50})]
+    assert describe_variant(variant, reports)["distill_tokens"] == 150
+
+
+def test_shipped_recipes_with_distill_parse():
+    from compress.cli.demo import demo_recipe_path
+    from compress.recipe import Recipe
+
+    folder = demo_recipe_path().parent
+    for name in ("demo", "prune-distill", "prune-distill-quantize"):
+        recipe = Recipe.from_yaml(folder / f"{name}.yaml")
+        assert any(p.pass_name == "distill" for v in recipe.variants for p in v.passes), name
