@@ -76,7 +76,7 @@ def peer_worker(args) -> None:
 
 def ensure_venv() -> Path:
     python = VENV / "bin" / "python"
-    if python.exists() and subprocess.run([str(python), "-c", "import llmcompressor"], capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run([str(python), "-c", "import llmcompressor"], capture_output=True, check=False).returncode == 0:
         return python
     print(f"creating {VENV} (torch==2.13.0, then llmcompressor)", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
@@ -86,7 +86,6 @@ def ensure_venv() -> Path:
 
 
 def compare(name: str, model_dir: Path, calibration, windows, python: Path, threads: int, batch_size: int, work: Path) -> dict:
-    import torch
     from safetensors.torch import save_file
 
     import compress
@@ -98,7 +97,7 @@ def compare(name: str, model_dir: Path, calibration, windows, python: Path, thre
     out = work / f"{name}-peer.json"
     command = [str(python), __file__, "--peer-worker", "--model-dir", str(model_dir), "--tokens", str(tokens), "--out", str(out),
                "--threads", str(threads), "--batch-size", str(batch_size)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""}, check=False)
     if done.returncode != 0:
         sys.exit(f"llm-compressor failed on {name}: {done.stderr[-3000:]}")
     peer = json.loads(out.read_text())

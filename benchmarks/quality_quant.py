@@ -29,14 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-import compress  # noqa: E402
-from compress.bench.accuracy.perplexity import evaluate_perplexity  # noqa: E402
-from compress.bench.modeling import max_positions  # noqa: E402
-from compress.bench.text import bos_prefix, load_eval_text  # noqa: E402
-from compress.data.calibration import calibration_batches  # noqa: E402
-from compress.passes import GPTQConfig, RTNConfig  # noqa: E402
+import compress
+from compress.bench.accuracy.perplexity import evaluate_perplexity
+from compress.bench.modeling import max_positions
+from compress.bench.text import bos_prefix, load_eval_text
+from compress.data.calibration import calibration_batches
+from compress.passes import GPTQConfig, RTNConfig
 
 SETTINGS = [(3, 64, 0.5), (4, 128, 1.0)]  # bits, group size, bound on gptq/rtn increase
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
@@ -78,7 +78,7 @@ def main() -> int:
         model, tokenizer, info = compress.load(path)
         prefix = bos_prefix(tokenizer)
 
-        def bits_per_byte(m) -> float:
+        def bits_per_byte(m, tokenizer=tokenizer, prefix=prefix) -> float:
             return evaluate_perplexity(m, tokenizer, text, window=512, max_tokens=10**9, prefix_id=prefix, progress=False)["bits_per_byte"]
 
         seq_len = min(args.seq_len, max_positions(model) or args.seq_len)

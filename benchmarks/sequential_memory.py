@@ -25,14 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
+import psutil
+import torch
+import transformers
 
-import compress  # noqa: E402
-from compress.bench.trackers.memory import _high_water_mark, _reset_high_water_mark  # noqa: E402
-from compress.core.context import DataConfig  # noqa: E402
-from compress.passes import GPTQConfig  # noqa: E402
+from compress.bench.trackers.memory import _high_water_mark, _reset_high_water_mark
+from compress.core.context import DataConfig
+from compress.passes import GPTQConfig
 
 SMOLLM2_135M = {
     "hidden_size": 576, "num_hidden_layers": 30, "intermediate_size": 1536, "num_attention_heads": 9,
@@ -48,9 +47,10 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--layers", type=int, default=30, help="layers of the random model (30 = SmolLM2-135M)")
     args = parser.parse_args()
-    import compress.algorithms.quantization.gptq  # noqa: F401 - imports count in the baseline
-    import compress.engines.sequential  # noqa: F401
     from transformers import LlamaForCausalLM  # noqa: F401 - the model's code (~140 MB of RSS) is imports, not data
+
+    import compress.algorithms.quantization.gptq
+    import compress.engines.sequential
 
     baseline = psutil.Process().memory_info().rss
     _reset_high_water_mark()
