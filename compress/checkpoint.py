@@ -250,7 +250,9 @@ def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_
         if dtype is not None:
             packed.to(dtype)  # biases follow the model's dtype; packed codes and fp16 scales keep theirs
         model.set_submodule(name, packed)
-    state = load_file(str(path / WEIGHTS_NAME))
+    from compress.export.native import restore_layout  # issue 11: the compressed-tensors layout save writes
+
+    state = restore_layout(load_file(str(path / WEIGHTS_NAME)), manifest)
     result = model.load_state_dict(state, strict=False)
     tied = set(tied_names(model))
     missing = [k for k in result.missing_keys if k not in tied]

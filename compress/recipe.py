@@ -34,6 +34,7 @@ from compress.core.context import DataConfig
 from compress.core.registry import get_pass
 from compress.core.targets import check_pattern
 from compress.errors import RecipeError, describe_validation_error, preview
+from compress.export.recipe_section import ExportConfig
 from compress.safe_yaml import load_yaml_text, read_yaml_file
 
 RECIPE_VERSION = 1
@@ -77,6 +78,7 @@ class Recipe(BaseModel):
     bench: dict[str, Any] = Field(default_factory=dict)
     report: ReportConfig = Field(default_factory=ReportConfig)
     out: str | None = None
+    export: ExportConfig | None = None  # issue 11: compress/export/recipe_section.py
     source_file: str | None = Field(None, exclude=True)
 
     # -- construction ----------------------------------------------------------------------
@@ -132,7 +134,7 @@ class Recipe(BaseModel):
         if duplicates:
             raise RecipeError(f"{source}: variant names must be unique; repeated: {', '.join(duplicates)} (set 'name:' on each)")
         fields = {}
-        for key, model_class in (("data", DataConfig), ("report", ReportConfig)):
+        for key, model_class in (("data", DataConfig), ("report", ReportConfig), ("export", ExportConfig)):
             if key in document:
                 fields[key] = _validate(model_class, document.pop(key), source, key)
         if "bench" in document:
@@ -165,6 +167,8 @@ class Recipe(BaseModel):
         document["report"] = self.report.model_dump(mode="json")
         if self.out is not None:
             document["out"] = self.out
+        if self.export is not None:
+            document["export"] = self.export.model_dump(mode="json", exclude_none=True)
         return document
 
     def to_yaml(self) -> str:
@@ -177,7 +181,7 @@ class Recipe(BaseModel):
         return any(get_pass(p.pass_name).needs_calibration for v in self.variants for p in v.passes)
 
 
-ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out"}
+ALLOWED_TOP_LEVEL = {"version", "model", "ladder", "compress", "passes", "variants", "data", "bench", "report", "out", "export"}
 
 
 def _check_keys(source: str, where: str, document: dict, allowed: set[str]) -> None:

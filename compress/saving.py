@@ -74,9 +74,11 @@ def save(
             for name, tensor in model.state_dict().items()
             if name not in aliases and tensor is not None
         }
+        tensors, quantization_config, layout = _export_hook_layout(model, tensors)
         save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
         if getattr(model, "config", None) is not None:
             model.config.save_pretrained(staging)
+            _export_hook_config(staging, quantization_config)
         generation_config = getattr(model, "generation_config", None)
         if generation_config is not None:
             try:
@@ -85,7 +87,7 @@ def save(
                 pass  # an invalid generation config must not block saving the weights
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
-        _write_manifest(model, staging, manifest or {})
+        _write_manifest(model, staging, {**(manifest or {}), "layout": layout})
         fault_point("save")  # everything written, nothing renamed yet
     return out
 
@@ -201,3 +203,24 @@ def check_target(out: Path, *, overwrite: bool = False, source: str | None = Non
         f"{out} already holds files scalecompress did not write ({shorten(', '.join(entries), 60)}); "
         "choose a new or empty folder, or pass --overwrite to replace it"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Export hook (issue 11, compress/export/native.py): the saved folder is either loadable by plain
+# transformers (compressed-tensors layout) or refused by it; never read as random dense weights.
+
+
+def _export_hook_layout(model: nn.Module, tensors: dict[str, Any]):
+    from compress.export.native import saved_layout
+
+    return saved_layout(model, tensors)
+
+
+def _export_hook_config(folder: Path, quantization_config: dict[str, Any] | None) -> None:
+    import json
+
+    document = json.loads((folder / "config.json").read_text())
+    document.pop("quantization_config", None)
+    if quantization_config is not None:
+        document["quantization_config"] = quantization_config
+    (folder / "config.json").write_text(dumps_json(document) + "\n", encoding="utf-8")

@@ -67,7 +67,7 @@ def _register_commands() -> None:
     # Explicit imports: each module adds its commands to `app` (no package walking).
     from compress.cli import commands  # noqa: F401
 
-    for name in ("ladder", "bench", "recommend", "demo"):
+    for name in ("ladder", "bench", "recommend", "demo", "export"):
         try:
             __import__(f"compress.cli.{name}")
         except ModuleNotFoundError as error:
@@ -104,7 +104,7 @@ def _main(argv: list[str]) -> int:
     except (Exception, contract.Interrupted) as caught:  # noqa: BLE001 - the last line of defence for a CLI
         error = caught
     message, kind, code = contract.exit_for(error, usage_error=exceptions.UsageError, click_exception=exceptions.ClickException)
-    return contract.report_error(message, kind=kind, exit_code=code, json_output=json_output, debug=debug)
+    return contract.report_error(message, kind=kind, exit_code=code, json_output=json_output, debug=debug, error=error)
 
 
 def _click_module():

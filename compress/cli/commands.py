@@ -91,6 +91,8 @@ def run_command(
         _emit_json(_result_json(result))
     else:
         _print_result(result)
+    for line in result.slower_than_dense:
+        print(f"scalecompress: {line}", file=sys.stderr)
     if result.gate_failures:
         for line in result.gate_failures:
             print(f"scalecompress: accuracy gate crossed: {line}", file=sys.stderr)
@@ -123,8 +125,10 @@ def _result_json(result) -> dict:
         "skipped": result.skipped,
         "records": result.records,
         "gate_failures": result.gate_failures,
+        "slower_than_dense": result.slower_than_dense,
         "report": result.report,
         "saved_model": str(result.saved_model) if result.saved_model else None,
+        "exported": getattr(result, "exported", None),
     }
 
 
@@ -147,6 +151,8 @@ def _print_result(result) -> None:
     print(f"\n{result.ran} job(s) run, {result.skipped} skipped (already recorded); results in {result.out}")
     if result.saved_model:
         print(f"compressed checkpoint: {result.saved_model}")
+    if getattr(result, "exported", None):
+        print(f"exported ({result.exported['format']}): {result.exported['path']}")
     if result.report:
         recommendation = result.report.get("recommendation")
         if recommendation:
