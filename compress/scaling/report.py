@@ -206,9 +206,10 @@ def _ladder_blocks(group, rows, written, key, params, metric, out_dir):
         table = [[r["model"], r["variant"], format_bytes(_record(group, r).get("weight_bytes")),
                   _num(r["metric_value"]), _effective(r), r["effective_flag"].replace("_", " "), _source_test(r),
                   _num(r.get("kl_mean"), 3), _num(r.get("kl_p99"), 3), _num(r.get("top1_agreement"), 4),
+                  format_count(_record(group, r).get("distill_tokens")) if _record(group, r).get("distill_tokens") else "—",
                   *[_verdict(r["vs_dense"][axis]) for axis in COST_AXES]] for r in rows]
         blocks.append(("table", ["model", "variant", "weight bytes", metric, "ratio [95%] (effective params)",
-                                 "range", "vs source [95%]", "KL mean", "KL p99", "top-1",
+                                 "range", "vs source [95%]", "KL mean", "KL p99", "top-1", "distillation tokens",
                                  "vs dense @ weight bytes", "@ decode latency", "@ energy"], table))
 
     blocks.append(("h3", "Pareto sets"))
