@@ -34,6 +34,10 @@ def verdict_card(rows: list[dict], records: list[dict], metric: str) -> dict:
                                                    "it ranks as decode latency does, so it is not a separate axis"}
             lines.append(f"At {AXIS_LABEL[axis]}: not ranked — {axes[axis]['note']}.")
             continue
+        if not any(r.get(axis) is not None for r in records):
+            axes[axis] = {"ranked": False, "note": "not measured"}
+            lines.append(f"At {AXIS_LABEL[axis]}: not measured in these results.")
+            continue
         counts = {"better": 0, "indistinguishable": 0, "worse": 0, "unknown": 0}
         best = None
         for row in rows:
