@@ -17,6 +17,8 @@ from typing import Any
 from torch import nn
 
 from compress.formats.base import PackedModule
+from compress.formats.bnb import is_bnb_linear
+from compress.formats.bnb import logical_numel as bnb_logical_numel
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     for module in model.modules():
         if isinstance(module, PackedModule):
             total += module.logical_numel()
+            continue
+        if is_bnb_linear(module):  # bitsandbytes packs two 4-bit weights per stored element
+            total += bnb_logical_numel(module)
             continue
         for param in module.parameters(recurse=False):
             if id(param) in counted:

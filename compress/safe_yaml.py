@@ -110,20 +110,23 @@ def _children(node) -> list:
 
 
 def _check_flow_depth(text: str, source: str, error: type[Exception]) -> None:
-    # PyYAML's scanner slows to seconds on thousands of nested '[': refuse them before parsing.
-    # Brackets inside quoted strings count too; 64 unbalanced ones there are not a recipe either.
+    # PyYAML's scanner slows to minutes on thousands of nested '[': refuse them before parsing.
+    # Brackets inside quoted strings count too; 64 unclosed ones there are not a recipe either.
     depth = 0
+    line_number = 1
+    for char in text:
+        if char == "\n":
+            line_number += 1
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise error(f"{source}: line {line_number}: brackets nested more than {MAX_DEPTH} levels deep")
+        elif char in "]}":
+            depth = max(depth - 1, 0)
     for line_number, line in enumerate(text.splitlines(), start=1):
         indent = len(line) - len(line.lstrip(" "))
         if indent > 4 * MAX_DEPTH:
             raise error(f"{source}: line {line_number}: indented {indent} spaces, nested too deep")
-        opened = line.count("[") + line.count("{")
-        if opened:
-            depth += opened - line.count("]") - line.count("}")
-            if depth > MAX_DEPTH:
-                raise error(f"{source}: line {line_number}: brackets nested more than {MAX_DEPTH} levels deep")
-        else:
-            depth -= line.count("]") + line.count("}")
 
 
 def load_yaml_text(text: str, source: str = "<yaml>", *, error: type[Exception] = RecipeError) -> Any:
@@ -131,8 +134,9 @@ def load_yaml_text(text: str, source: str = "<yaml>", *, error: type[Exception] 
     if len(text) > MAX_BYTES:
         raise error(f"{source}: {len(text):,} characters is too large (limit {MAX_BYTES:,})")
     _check_flow_depth(text, source, error)
-    loader = type("Loader", (_Loader,), {"source": source, "error": error})(text)
+    loader = None
     try:
+        loader = type("Loader", (_Loader,), {"source": source, "error": error})(text)  # reads: may raise
         node = loader.get_single_node()
         if node is None:
             return None
@@ -145,5 +149,8 @@ def load_yaml_text(text: str, source: str = "<yaml>", *, error: type[Exception] 
         raise error(f"{source}:{where} not valid YAML: {one_line(str(problem), 160)}") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply to read") from None
+    except ValueError as bad:  # e.g. an integer of thousands of digits (Python refuses to convert it)
+        raise error(f"{source}: a value cannot be read: {one_line(str(bad), 120)}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -14,6 +14,7 @@ a sweep (each shard writes its own results file; reports read them all).
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class Job:
     source: str  # what compress.load takes
     variant: Variant | None  # None = the dense model as it is
     family: str | None = None
+    tokens: int | None = None  # training tokens of a ladder member (the D of a scaling law)
 
     @property
     def variant_name(self) -> str:
@@ -50,6 +52,7 @@ class SweepResult:
     ran: int
     skipped: int
     gate_failures: list[str] = field(default_factory=list)
+    slower_than_dense: list[str] = field(default_factory=list)  # variants whose latency exceeds their dense source's
     report: dict[str, Any] | None = None
     saved_model: Path | None = None
     exported: dict[str, Any] | None = None  # the recipe's `export:` artifact (compress/export)
@@ -80,7 +83,7 @@ def plan_jobs(recipe: Recipe, *, model: str | None = None, ladder=None) -> list[
     family = getattr(ladder, "family", None)
     members = list(getattr(ladder, "members", []) or [])
     for member in sorted(members, key=_by_size):
-        jobs.append(Job(member.name, str(member.path), None, family))
+        jobs.append(Job(member.name, str(member.path), None, family, getattr(member, "tokens", None)))
     if model:
         from compress.bench.describe import default_model_name
 
@@ -152,6 +155,7 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
     from compress.atomic import write_text
     from compress.bench.config import as_config
     from compress.bench.results import ResultsStore, record_key
+    from compress.bench.slower import slower_than_dense
     from compress.outdir import state_dir
     from compress.quiet import quiet_transformers
 
@@ -182,7 +186,12 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
                 bar.update()
                 continue
             started = time.perf_counter()
-            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None, trust_remote_code, overwrite)
+            reference = reference_path(out_dir, job.model, scenario)
+            wanted = job.variant is not None or any(j.variant is not None and j.model == job.model for j in jobs)
+            work_dir = out_dir / ".train" / f"{job.model}-{job.variant_name}".replace("/", "_")
+            record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None,
+                                     reference if wanted else None, trust_remote_code, overwrite, work_dir)
+            shutil.rmtree(work_dir, ignore_errors=True)  # the job is done: nothing left to resume
             saved_model = saved or saved_model
             store.append(record)
             recorded.add(record_key(record))
@@ -193,6 +202,7 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
     records = [r for r in load_all_records(out_dir) if r.get("scenario") == scenario]
     result = SweepResult(out=out_dir, records=records, ran=ran, skipped=skipped, saved_model=saved_model)
     result.gate_failures = check_gate(records, bench_config.max_ppl_increase)
+    result.slower_than_dense = slower_than_dense(records)
     from compress.export.recipe_section import export_saved
 
     result.exported = export_saved(recipe.export, saved_model or _previous_save(out_dir, single), out_dir)
@@ -226,7 +236,14 @@ def _summary(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust_remote_code: bool = False, overwrite: bool = False):
+def reference_path(out_dir: Path, model: str, scenario: str) -> Path:
+    """Where the dense source's next-token reference (for KL and top-1 agreement) is kept."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model)
+    return out_dir / "references" / f"{safe}-{scenario}.npz"
+
+
+def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, reference: Path | None = None,
+             trust_remote_code: bool = False, overwrite: bool = False, work_dir: Path | None = None):
     import compress
     from compress.bench import bench
     from compress.checkpoint import read_manifest
@@ -240,6 +257,12 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
             "source, and this one would be recorded as dense; give the dense model it came from "
             f"({(manifest or {}).get('source_model') or 'see its compression.json'})"
         )
+    if job.variant is not None and reference is not None and not reference.is_file():
+        # The dense record predates the reference (or another shard ran it): build it from the
+        # source, loaded here anyway before compression, so both models are never held at once.
+        from compress.bench.runner import write_reference
+
+        write_reference(model, tokenizer, bench_config, reference, model_name=job.model)
     fields: dict[str, Any] = {
         "family": job.family,
         "source_model": job.model,
@@ -251,10 +274,12 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
         "non_embedding_params": info.non_embedding_params,
         "path": job.source,
         "passes": [],
+        "train_tokens": job.tokens,
     }
     saved = None
     if job.variant is not None:
-        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False)
+        # work_dir: training passes checkpoint there, so a killed sweep resumes mid-training
+        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False, work_dir=work_dir)
         fields.update(describe_variant(job.variant, reports))
         if save_to is not None:
             saved = compress.save(
@@ -267,7 +292,9 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, trust
             fields["path"] = str(saved)
             fields["content_sha256"] = read_manifest(saved).get("content_sha256")
     fault_point("bench")
-    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False, **fields)
+    fidelity = {} if reference is None else {"reference": reference} if job.variant else {"reference_out": reference}
+    record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False,
+                   **fidelity, **fields)
     return record, saved
 
 
@@ -282,6 +309,9 @@ def describe_variant(variant: Variant, reports: list) -> dict[str, Any]:
         sparsity = report.details.get("sparsity") if report.details else None
         if sparsity is not None:
             fields["sparsity"] = sparsity
+        trained = report.details.get("train_tokens") if report.details else None
+        if trained:  # what training passes (distill) spent on this variant, beyond the source's own training
+            fields["distill_tokens"] = fields.get("distill_tokens", 0) + trained
     return fields
 
 

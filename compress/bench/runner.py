@@ -41,6 +41,8 @@ def bench(
     model_name: str = "model",
     variant: str = "dense",
     progress: bool = True,
+    reference=None,
+    reference_out=None,
     **record_fields,
 ) -> dict:
     """Benchmark an in-memory model; returns the flat results record (see compress.bench.results).
@@ -49,12 +51,17 @@ def bench(
     group_size, sparsity, params, non_embedding_params, path, passes). Pass `params` for
     compressed models: by default params are counted on the model as it is.
 
+    Fidelity to a dense source (KL divergence, top-1 agreement; see accuracy/fidelity.py):
+    `reference_out` writes this model's top-k next-token log-probs on the perplexity windows to
+    that file; `reference` compares this model with such a file (the source need not be loaded).
+
         >>> import compress
         >>> # record = compress.bench(model, tokenizer, {"tasks": ["perplexity"]}, model_name="tiny")
         >>> # round(record["perplexity"], 2), record["energy_source"]
     """
     config = as_config(config)
-    return _run(model, tokenizer, config, _Session(config), model_name=model_name, variant=variant, progress=progress, **record_fields)
+    return _run(model, tokenizer, config, _Session(config), model_name=model_name, variant=variant, progress=progress,
+                reference=reference, reference_out=reference_out, **record_fields)
 
 
 def bench_checkpoint(
@@ -92,6 +99,21 @@ def bench_checkpoint(
     return _run(model, tokenizer, config, session, model_name=model_name or default_model_name(source), variant=chosen_variant, progress=progress, **fields)
 
 
+def write_reference(model, tokenizer, config: BenchConfig | dict | None, path, *, model_name: str) -> None:
+    """Only the dense reference for fidelity metrics (the perplexity windows, no other task)."""
+    from compress.bench.accuracy.fidelity import ReferenceRecorder, save_reference
+    from compress.bench.accuracy.perplexity import evaluate_perplexity
+    from compress.bench.text import bos_prefix, load_eval_text
+
+    config = as_config(config)
+    recorder = ReferenceRecorder()
+    with _prepared(model, config):
+        scores = evaluate_perplexity(model, tokenizer, load_eval_text(config.text_source), window=config.window,
+                                     max_tokens=config.max_eval_tokens, batch_size=config.eval_batch_size,
+                                     prefix_id=bos_prefix(tokenizer), progress=False, fidelity=recorder)
+    save_reference(recorder.reference(model_name, scores["text_key"]), path)
+
+
 def _needs_tokenizer(config: BenchConfig) -> bool:
     return bool(set(config.tasks) & {"perplexity", "choice", "latency"} or config.lm_eval_tasks)
 
@@ -119,7 +141,8 @@ def _prepared(model, config: BenchConfig):
         torch.set_num_threads(threads)
 
 
-def _run(model, tokenizer, config: BenchConfig, session: _Session, *, model_name: str, variant: str, progress: bool, **record_fields) -> dict:
+def _run(model, tokenizer, config: BenchConfig, session: _Session, *, model_name: str, variant: str, progress: bool,
+         reference=None, reference_out=None, **record_fields) -> dict:
     from compress.bench.env import capture_env
 
     if tokenizer is None and _needs_tokenizer(config):
@@ -134,7 +157,8 @@ def _run(model, tokenizer, config: BenchConfig, session: _Session, *, model_name
         env = capture_env()
         with session.memory.track("inference"):
             with session.energy.track("accuracy"):  # phase 2: accuracy (never timed)
-                record.update(_accuracy(model, tokenizer, config, causal, notes, progress))
+                fidelity = (reference, reference_out, model_name)
+                record.update(_accuracy(model, tokenizer, config, causal, notes, progress, fidelity))
             generated = 0
             if "latency" in config.tasks:  # phase 3: latency, its own warmup, nothing else running
                 with session.energy.track("latency"):
@@ -195,6 +219,7 @@ def _identity(model, config: BenchConfig, model_name: str, variant: str) -> dict
         "prefill_ms_p90": None,
         "ttft_ms": None,
         "decode_ms_per_token": None,
+        "decode_ms_per_token_p10": None,
         "decode_ms_per_token_p90": None,
         "tokens_per_s": None,
         "batch_size": None,
@@ -204,7 +229,8 @@ def _identity(model, config: BenchConfig, model_name: str, variant: str) -> dict
     }
 
 
-def _accuracy(model, tokenizer, config: BenchConfig, causal: bool, notes: list[str], progress: bool) -> dict:
+def _accuracy(model, tokenizer, config: BenchConfig, causal: bool, notes: list[str], progress: bool,
+              fidelity=(None, None, "model")) -> dict:
     out: dict = {}
     wants = [task for task in ("perplexity", "choice") if task in config.tasks]
     if wants and not causal:
@@ -214,11 +240,33 @@ def _accuracy(model, tokenizer, config: BenchConfig, causal: bool, notes: list[s
         from compress.bench.accuracy.perplexity import evaluate_perplexity
         from compress.bench.text import bos_prefix, load_eval_text
 
+        from compress.bench.accuracy.fidelity import ReferenceComparer, ReferenceRecorder, load_reference
+        from compress.bench.accuracy.uncertainty import fidelity_intervals, perplexity_intervals
+
+        reference, reference_out, model_name = fidelity
+        ref = load_reference(reference) if reference is not None else None
+        observer = ReferenceComparer(ref) if ref is not None else ReferenceRecorder() if reference_out else None
         prefix = bos_prefix(tokenizer)
         scores = evaluate_perplexity(
             model, tokenizer, load_eval_text(config.text_source), window=config.window,
             max_tokens=config.max_eval_tokens, batch_size=config.eval_batch_size, prefix_id=prefix, progress=progress,
+            fidelity=observer,
         )
+        windows, key = scores.pop("windows"), scores.pop("text_key")
+        scores.update(perplexity_intervals(windows))
+        if ref is not None:
+            if ref["text_key"] != key:
+                raise UserError(f"fidelity reference {reference} was computed on other text or windows; delete it "
+                                "so the sweep rebuilds it from the dense source")
+            result = observer.result()
+            windows.update(kl=result["window_kl"], top1=result["window_top1"])
+            scores.update(kl_mean=result["kl_mean"], kl_p99=result["kl_p99"], top1_agreement=result["top1_agreement"],
+                          fidelity_source=ref["source"], fidelity_top_k=ref["top_k"], **fidelity_intervals(windows))
+        elif reference_out:
+            from compress.bench.accuracy.fidelity import save_reference
+
+            save_reference(observer.reference(model_name, key), reference_out)
+        scores["windows"] = windows
         if prefix is not None:
             notes.append("perplexity windows start with the tokenizer's BOS token; every text token is predicted")
         if not scores.pop("exact_bytes"):
@@ -237,7 +285,12 @@ def _accuracy(model, tokenizer, config: BenchConfig, causal: bool, notes: list[s
         )
         if scores["context_tokens"] < config.choice_context_tokens:
             notes.append(f"choice context {scores['context_tokens']} tokens (median) to fit the model's max positions")
-        out.update(acc=scores["acc"], acc_norm=scores["acc_norm"], choice_items=scores["items"], choice_unit=config.choice_unit)
+        from compress.bench.accuracy.uncertainty import mean_interval
+
+        acc, acc_norm = mean_interval(scores["correct"]), mean_interval(scores["correct_norm"])
+        out.update(acc=scores["acc"], acc_norm=scores["acc_norm"], choice_items=scores["items"], choice_unit=config.choice_unit,
+                   acc_se=acc.se, acc_ci=[acc.low, acc.high], acc_norm_se=acc_norm.se,
+                   acc_norm_ci=[acc_norm.low, acc_norm.high], choice_correct=scores["correct"])
     if config.lm_eval_tasks:
         from compress.bench.accuracy.lm_eval import run_lm_eval
 

@@ -110,6 +110,11 @@ def bench_command(
     if store is not None:
         store.append(record)
     _emit(record, json_output, format_record)
+    if store is not None:
+        from compress.bench.slower import slower_than_dense
+
+        for line in slower_than_dense([r for r in store.records() if r.get("variant") == "dense"] + [record]):
+            print(f"scalecompress: {line}", file=sys.stderr)
 
 
 def _emit(record: dict, json_output: bool, format_record) -> None:

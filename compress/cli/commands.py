@@ -91,6 +91,8 @@ def run_command(
         _emit_json(_result_json(result))
     else:
         _print_result(result)
+    for line in result.slower_than_dense:
+        print(f"scalecompress: {line}", file=sys.stderr)
     if result.gate_failures:
         for line in result.gate_failures:
             print(f"scalecompress: accuracy gate crossed: {line}", file=sys.stderr)
@@ -123,6 +125,7 @@ def _result_json(result) -> dict:
         "skipped": result.skipped,
         "records": result.records,
         "gate_failures": result.gate_failures,
+        "slower_than_dense": result.slower_than_dense,
         "report": result.report,
         "saved_model": str(result.saved_model) if result.saved_model else None,
         "exported": getattr(result, "exported", None),

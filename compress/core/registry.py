@@ -37,6 +37,14 @@ BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
     "magnitude": "compress.algorithms.pruning.magnitude",
+    "awq": "compress.algorithms.quantization.awq",
+    "smoothquant": "compress.algorithms.quantization.smoothquant",
+    "bnb": "compress.algorithms.quantization.bnb",
+    "wanda": "compress.algorithms.pruning.wanda",
+    "sparsegpt": "compress.algorithms.pruning.sparsegpt",
+    "structured": "compress.algorithms.pruning.structured",
+    "depth": "compress.algorithms.pruning.depth",
+    "distill": "compress.algorithms.distillation.kd",
 }
 
 # What an algorithm class must define, by engine (any one of the names).

@@ -25,8 +25,12 @@ def run(model: nn.Module, runs: list[PassRun], context) -> None:
         algorithm = pass_run.algorithm
         if hasattr(algorithm, "compress_model"):
             before = {name: module_bytes(module) for name, module in model.named_modules() if name}
+            previous = {id(module): name for name, module in model.named_modules()}
             for name in algorithm.compress_model(model):
-                pass_run.touch(name, before.get(name, 0), _submodule(model, name))
+                after = _submodule(model, name)
+                if after is not None and previous.get(id(after), name) != name:
+                    after = None  # another module moved into this name (blocks renumbered): the named one was removed
+                pass_run.touch(name, before.get(name, 0), after)
         else:
             selected = pass_run.select(model)
             if hasattr(algorithm, "prepare"):

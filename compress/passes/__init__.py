@@ -12,6 +12,14 @@ _CONFIGS = {
     "RTNConfig": "compress.algorithms.quantization.rtn",
     "GPTQConfig": "compress.algorithms.quantization.gptq",
     "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
+    "AWQConfig": "compress.algorithms.quantization.awq",
+    "SmoothQuantConfig": "compress.algorithms.quantization.smoothquant",
+    "BnbConfig": "compress.algorithms.quantization.bnb",
+    "WandaConfig": "compress.algorithms.pruning.wanda",
+    "SparseGPTConfig": "compress.algorithms.pruning.sparsegpt",
+    "StructuredConfig": "compress.algorithms.pruning.structured",
+    "DepthConfig": "compress.algorithms.pruning.depth",
+    "DistillConfig": "compress.algorithms.distillation.kd",
 }
 
 __all__ = sorted(_CONFIGS)

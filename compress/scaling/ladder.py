@@ -78,6 +78,7 @@ class HubMember(BaseModel):
     id: str = Field(..., min_length=1, description="Hugging Face hub id or local folder.")
     params: int | None = Field(None, ge=1, description="Total parameters, if known; benchmarks measure it anyway.")
     non_embedding_params: int | None = Field(None, ge=1, description="Non-embedding parameters, if known.")
+    tokens: int | None = Field(None, ge=1, description="Training tokens D, as published (for L(N, D) fits).")
 
 
 class HubLadderSpec(BaseModel):
@@ -147,7 +148,7 @@ def load_ladder(spec: str, *, progress: bool = True, cached_only: bool = False, 
     if isinstance(parsed, HubLadderSpec):
         if overrides:
             raise UserError(f"ladder {spec!r} is a hub ladder; training options ({', '.join(sorted(overrides))}) apply only to trained ladders such as pocket")
-        members = [LadderMember(name=m.name, path=m.id, params=m.params, non_embedding_params=m.non_embedding_params) for m in parsed.members]
+        members = [LadderMember(name=m.name, path=m.id, params=m.params, non_embedding_params=m.non_embedding_params, tokens=m.tokens) for m in parsed.members]
         return Ladder(family=parsed.family, members=members, kind="hub", info={"description": parsed.description, "source": str(resolve_spec(spec))})
     top_level = {"corpus", "sizes", "seed", "device"}
     unknown = set(overrides) - top_level - set(type(parsed.recipe).model_fields)

@@ -25,4 +25,5 @@ def test_local_evaluate_modules_give_the_benchmarks_numbers():
         "byte_lengths": [[30, 1, 1, 1], [1, 1, 1, 1]],
         "labels": [0, 0],
     }
-    assert load_metric("multiple_choice").compute(**items) == choice_scores(**items) == {"acc": 0.5, "acc_norm": 1.0, "items": 2}
+    assert load_metric("multiple_choice").compute(**items) == choice_scores(**items) == {
+        "acc": 0.5, "acc_norm": 1.0, "items": 2, "correct": [0, 1], "correct_norm": [1, 1]}

@@ -73,6 +73,7 @@ def test_progress_is_drawn_by_the_framework(capsys):
 def test_context_providers_are_lazy_and_cached():
     class CountingTokenizer:
         calls = 0
+        bos_token_id = 1
 
         def __call__(self, texts, add_special_tokens=False):
             CountingTokenizer.calls += 1
@@ -83,8 +84,11 @@ def test_context_providers_are_lazy_and_cached():
     first = context.calibration()
     calls = CountingTokenizer.calls
     assert first.shape == (3, 16) and context.calibration() is first and CountingTokenizer.calls == calls
-    batch = next(context.train_batches(batch_size=2, seq_len=8))
-    assert batch.shape == (2, 8) and batch.dtype == torch.long
+    inputs, targets = context.train_sampler(batch_size=2, seq_len=8).next_batch()
+    assert targets.shape == (2, 8) and targets.dtype == torch.long and bool((inputs[:, 0] == 1).all())
+    calls = CountingTokenizer.calls
+    context.train_sampler(batch_size=2, seq_len=8)
+    assert CountingTokenizer.calls == calls  # the training text is tokenized once
 
 
 def test_teacher_is_loaded_once_and_frozen():

@@ -10,15 +10,36 @@ from compress.scaling.placement import ladders, place, read_records, versus_dens
 
 
 def test_effective_params_and_ratio_are_the_known_ones():
+    # Between dense points the monotone interpolation stands in for the law that made the data:
+    # close to it (PCHIP in log N), exact at the points themselves.
     rows = place(synthetic_records())
     assert len(rows) == 2 * len(VARIANTS)
     for row in rows:
         ratio = VARIANTS[row["variant"]][4]
         source_n = row["params"]
         assert row["params_kind"] == "non_embedding"
-        assert row["effective_params"] == pytest.approx(ratio * source_n, rel=1e-6)
-        assert row["effective_ratio"] == pytest.approx(ratio, rel=1e-6)
-        assert row["effective_flag"] == "interpolated"
+        assert row["effective_params"] == pytest.approx(ratio * source_n, rel=1e-2)
+        assert row["effective_ratio"] == pytest.approx(ratio, rel=1e-2)
+        assert row["effective_flag"] in ("interpolated", "exact")  # a ratio landing on a dense size is exact
+
+
+def test_a_variant_that_scores_what_its_source_scores_gets_exactly_its_size():
+    records = synthetic_records()
+    for r in records:
+        if r["variant"] != "dense":
+            source = next(d for d in records if d["variant"] == "dense" and d["model"] == r["source_model"])
+            r["bits_per_byte"] = source["bits_per_byte"]
+    for row in place(records):
+        assert row["effective_ratio"] == 1.0 and row["effective_flag"] == "exact"
+
+
+def test_effective_params_beyond_the_ladder_are_extrapolated_and_continuous():
+    records = synthetic_records()
+    largest = max((r for r in records if r["variant"] == "dense"), key=lambda r: r["non_embedding_params"])
+    better = dict(largest, variant="magic", source_model=largest["model"], bits_per_byte=largest["bits_per_byte"] - 1e-9)
+    row = [r for r in place(records + [better]) if r["variant"] == "magic"][0]
+    assert row["effective_flag"] == "extrapolated_above"
+    assert row["effective_ratio"] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_total_params_setting_uses_total_counts():
@@ -75,7 +96,8 @@ def test_beyond_the_asymptote_and_no_fit_are_flagged():
     short = [r for r in synthetic_records() if r["variant"] != "dense" or r["model"] in map(dense_name, SIZES[-2:])]
     (ladder,) = ladders(short)
     assert ladder.fit is None and "at least 3" in ladder.fit_error
-    assert {r["effective_flag"] for r in place(short)} == {"no_fit"}
+    # Two dense points still interpolate; without a law nothing is extrapolated.
+    assert {r["effective_flag"] for r in place(short)} <= {"interpolated", "exact", "outside_ladder"}
 
 
 def test_ladders_split_by_device_and_latest_record_wins():

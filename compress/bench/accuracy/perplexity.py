@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from compress.bench.accuracy.fidelity import text_key
 from compress.bench.accuracy.scores import language_model_scores
 from compress.bench.modeling import input_device, logits_of, max_positions
 from compress.bench.text import encode
@@ -46,12 +47,20 @@ def split_windows(n_tokens: int, window: int, min_tokens: int = 2) -> list[tuple
 
 
 @torch.inference_mode()
-def window_nll(model, batch: torch.Tensor) -> torch.Tensor:
-    """Per-window sum of next-token NLL (nats), fp32, for a [B, T] batch of ids."""
+def window_nll(model, batch: torch.Tensor, fidelity=None) -> torch.Tensor:
+    """Per-window sum of next-token NLL (nats), fp32, for a [B, T] batch of ids.
+
+    `fidelity` (a ReferenceRecorder or ReferenceComparer) sees each window's [T-1, vocab]
+    log-probabilities, in order.
+    """
     output = model(input_ids=batch, attention_mask=torch.ones_like(batch), use_cache=False)
     logits = logits_of(output)[:, :-1].float()
     targets = batch[:, 1:].to(logits.device)
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    if fidelity is not None:
+        logprobs = torch.log_softmax(logits, dim=-1)
+        for row in logprobs:
+            fidelity.observe(row)
     return nll.view(targets.shape).sum(dim=1).cpu()
 
 
@@ -65,6 +74,7 @@ def evaluate_perplexity(
     batch_size: int = 4,
     prefix_id: int | None = None,
     progress: bool = True,
+    fidelity=None,
 ) -> dict:
     """Token perplexity and bits per byte of `model` on `text`.
 
@@ -99,7 +109,7 @@ def evaluate_perplexity(
     bar = tqdm(total=sum(end - start for start, end in spans), desc="perplexity", unit="tok", disable=not progress, leave=False)
     for group in groups:
         rows = [np.concatenate([np.asarray(prefix, dtype=np.int64), ids[start:end]]) for start, end in group]
-        sums = window_nll(model, torch.from_numpy(np.stack(rows)).to(device))
+        sums = window_nll(model, torch.from_numpy(np.stack(rows)).to(device), fidelity)
         for (start, end), total in zip(group, sums.tolist()):
             nll_sums.append(total)
             counts.append(end - start - skip)
@@ -107,5 +117,7 @@ def evaluate_perplexity(
             bar.update(end - start)
     bar.close()
     scores = language_model_scores(nll_sums, counts, byte_counts)
-    scores.update(eval_window=length, exact_bytes=encoded.exact_bytes)
+    scores.update(eval_window=length, exact_bytes=encoded.exact_bytes,
+                  windows={"nll": [round(v, 6) for v in nll_sums], "tokens": counts, "bytes": byte_counts},
+                  text_key=text_key(ids, length, prefix_id))
     return scores

@@ -4,7 +4,7 @@
     >>> language_model_scores(nll_sum=[2 * math.log(4)], tokens=[2], byte_counts=[4])["perplexity"]
     4.0
     >>> choice_scores([[-3.0, -1.0, -2.0, -9.0]], [[30, 1, 1, 1]], [0])
-    {'acc': 0.0, 'acc_norm': 1.0, 'items': 1}
+    {'acc': 0.0, 'acc_norm': 1.0, 'items': 1, 'correct': [0], 'correct_norm': [1]}
 """
 
 from __future__ import annotations
@@ -38,16 +38,18 @@ def choice_scores(loglikelihoods: Sequence[Sequence[float]], byte_lengths: Seque
     """lm-evaluation-harness multiple-choice scores.
 
     acc picks the option with the highest log-likelihood; acc_norm divides each by the option's
-    UTF-8 byte length first. Ties go to the first option, as `argmax` does.
+    UTF-8 byte length first. Ties go to the first option, as `argmax` does. Per-item 0/1
+    outcomes ("correct", "correct_norm") are kept for error bars.
     """
     if not labels:
         raise ValueError("no items to score")
-    correct = correct_norm = 0
+    correct, correct_norm = [], []
     for scores, lengths, label in zip(loglikelihoods, byte_lengths, labels):
         normed = [score / max(1, length) for score, length in zip(scores, lengths)]
-        correct += int(_argmax(scores) == label)
-        correct_norm += int(_argmax(normed) == label)
-    return {"acc": correct / len(labels), "acc_norm": correct_norm / len(labels), "items": len(labels)}
+        correct.append(int(_argmax(scores) == label))
+        correct_norm.append(int(_argmax(normed) == label))
+    return {"acc": sum(correct) / len(labels), "acc_norm": sum(correct_norm) / len(labels), "items": len(labels),
+            "correct": correct, "correct_norm": correct_norm}
 
 
 def _argmax(values: Sequence[float]) -> int:

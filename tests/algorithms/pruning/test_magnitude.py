@@ -36,6 +36,7 @@ def targeted(model, report):
 
 
 def run(model, **fields):
+    fields.setdefault("storage", "dense")  # these tests read the pruned weights in place
     return get_pass("magnitude").run(model, MagnitudeConfig(**fields), PassContext(progress=False))
 
 
@@ -85,11 +86,23 @@ def test_n_m_pattern_along_the_inputs_of_every_row(arch, pattern, n, m):
 
 def test_report_is_honest_about_bytes_and_the_model_still_runs():
     model = llama()
-    model, (report,) = compress.apply(model, [MagnitudeConfig(sparsity=0.3)], progress=False)
+    model, (report,) = compress.apply(model, [MagnitudeConfig(sparsity=0.3, storage="dense")], progress=False)
     assert report.bytes_before == report.bytes_after > 0
     assert report.details["target_sparsity"] == 0.3 and report.details["stored"] == "dense"
+    model = llama()
+    model, (report,) = compress.apply(model, [MagnitudeConfig(sparsity=0.5)], progress=False)
+    assert report.bytes_after < 0.6 * report.bytes_before and report.details["stored"] == "sparse"  # values + bitmask
     with torch.no_grad():
         assert torch.isfinite(model(torch.randint(0, 128, (1, 8))).logits).all()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_row_scope_gives_every_output_row_the_same_sparsity(arch):
+    model = MODELS[arch]()
+    report = run(model, sparsity=0.5, scope="row")
+    for name, weight in targeted(model, report).items():
+        assert bool(((weight == 0).sum(1) == weight.shape[1] // 2).all()), name
+    assert report.details["scope"] == "row" and report.details["sparsity"] == 0.5
 
 
 def test_pattern_needs_divisible_inputs():
@@ -102,6 +115,8 @@ def test_config_validation_and_tags():
     assert MagnitudeConfig().tag() == "magnitude-50%"
     assert MagnitudeConfig(sparsity=0.3, scope="global").tag() == "magnitude-30%-global"
     assert MagnitudeConfig(pattern="2:4").tag() == "magnitude-2:4"
+    assert MagnitudeConfig(scope="row").tag() == "magnitude-50%-row"
+    assert MagnitudeConfig(storage="dense").tag() == "magnitude-50%-dense"
     assert MagnitudeConfig(pattern="1:4").sparsity == 0.75  # implied: 3 of 4 zeroed
     assert MagnitudeConfig(pattern="2:4", sparsity=0.5).pattern == "2:4"
     for bad, message in [

@@ -1,0 +1,150 @@
+"""Width (`structured`) and depth pruning make models really smaller and faster.
+
+    SCALECOMPRESS_CACHE=/work/cache python benchmarks/prune_structured.py --model PATH
+
+1. The pocket member at PATH: dense, structured 25% (heads and MLP channels) and depth 25%:
+   parameters (total, non-embedding), weight bytes, bits/byte, and a reload of each saved folder
+   by plain transformers in a process that never imports scalecompress (same logits).
+2. A config-built LLaMA with grouped-query attention in the shape of a 135M model (hidden 576,
+   30 layers, MLP 1536, 9 heads / 3 KV heads, vocab 49152; random weights: speed does not
+   depend on them): the same passes, parameters against the expected counts, plain-transformers
+   reload, and decode ms/token (pocket models are overhead-bound, this shape is not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RELOAD = """
+import json, sys, torch, transformers
+folder, tokens = sys.argv[1], json.loads(sys.argv[2])
+model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+assert not any(name == "compress" or name.startswith("compress.") for name in sys.modules)
+with torch.no_grad():
+    logits = model(torch.tensor(tokens)).logits
+print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "logits_sum": float(logits.double().sum()), "logits_abs": float(logits.double().abs().sum())}))
+"""
+
+
+def reload_plain(folder: Path, model, tokens) -> dict:
+    import torch
+
+    result = subprocess.run([sys.executable, "-c", RELOAD, str(folder), json.dumps(tokens.tolist())], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": ""})
+    reloaded = json.loads(result.stdout.strip().splitlines()[-1])
+    with torch.no_grad():
+        logits = model(tokens).logits.double()
+    same = abs(reloaded["logits_abs"] - float(logits.abs().sum())) <= 1e-6 * float(logits.abs().sum()) and abs(reloaded["logits_sum"] - float(logits.sum())) <= 1e-6 * float(logits.abs().sum())
+    return {"plain_transformers_params": reloaded["params"], "plain_transformers_same_logits": same}
+
+
+def describe(model) -> dict:
+    from compress.model_info import model_info
+
+    info = model_info(model)
+    config = model.config
+    return {
+        "params": info.params, "non_embedding_params": info.non_embedding_params, "weight_bytes": info.weight_bytes,
+        "layers": config.num_hidden_layers, "heads": config.num_attention_heads, "kv_heads": config.num_key_value_heads,
+        "intermediate_size": config.intermediate_size,
+    }
+
+
+def variants():
+    from compress.passes import DepthConfig, StructuredConfig
+
+    return {"structured-25%": [StructuredConfig(heads=0.25, mlp=0.25)], "depth-25%": [DepthConfig(fraction=0.25)]}
+
+
+def pocket(path: str, workdir: Path) -> dict:
+    import compress
+    from compress.bench.accuracy.perplexity import evaluate_perplexity
+    from compress.bench.text import load_eval_text
+    from compress.data.calibration import calibration_batches
+
+    model, tokenizer, _ = compress.load(path)
+    tokens = calibration_batches(tokenizer, n_samples=64, seq_len=min(128, model.config.max_position_embeddings), seed=0)
+    text = load_eval_text("plays:test")
+
+    def bpb(m):
+        return round(evaluate_perplexity(m, tokenizer, text, window=512, max_tokens=16384, progress=False)["bits_per_byte"], 5)
+
+    rows = {"dense": {**describe(model), "bits_per_byte": bpb(model)}}
+    for name, configs in variants().items():
+        pruned = compress.load(path).model
+        compress.apply(pruned, configs, tokens, progress=False)
+        folder = compress.save(pruned, workdir / f"pocket-{name}", tokenizer=tokenizer)
+        rows[name] = {**describe(pruned), "bits_per_byte": bpb(pruned), **reload_plain(folder, pruned, tokens[:2])}
+        print(name, rows[name], file=sys.stderr)
+    return rows
+
+
+def smol_shaped(workdir: Path, repeats: int) -> dict:
+    import torch
+    import transformers
+
+    import compress
+    from compress.bench.latency import measure_latency
+
+    config = transformers.LlamaConfig(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+        max_position_embeddings=2048, tie_word_embeddings=True,
+    )
+
+    def build():
+        torch.manual_seed(0)
+        return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 49152, (8, 64), generator=generator)
+    prompt = torch.randint(0, 49152, (1, 32), generator=generator)
+
+    def decode(model) -> float:
+        return round(measure_latency(model, prompt, new_tokens=32, repeats=repeats, warmup=1, progress=False)["decode_ms_per_token"], 3)
+
+    dense = build()
+    rows = {"dense": {**describe(dense), "decode_ms_per_token": decode(dense)}}
+    per_layer_attention = 2 * 576 * 576 + 2 * 576 * 192  # q,o + k,v
+    per_layer_mlp = 3 * 576 * 1536
+    expected = {
+        # one of 3 KV groups (3 query heads + its k/v head): 1/3 of q,o,k,v; MLP 1536 -> 1152 channels
+        "structured-25%": rows["dense"]["params"] - 30 * (per_layer_attention // 3 + 3 * 576 * 384),
+        # 8 of 30 blocks (round(0.25 * 30) = 8 rounds to even: 7.5 -> 8), each attention + MLP + 2 norms
+        "depth-25%": rows["dense"]["params"] - 8 * (per_layer_attention + per_layer_mlp + 2 * 576),
+    }
+    del dense
+    for name, configs in variants().items():
+        model = build()
+        compress.apply(model, configs, tokens, progress=False)
+        folder = compress.save(model, workdir / f"smol-{name}")
+        rows[name] = {**describe(model), "expected_params": expected[name], "decode_ms_per_token": decode(model), **reload_plain(folder, model, tokens[:1, :16])}
+        rows[name]["decode_change"] = round(rows[name]["decode_ms_per_token"] / rows["dense"]["decode_ms_per_token"] - 1, 4)
+        print(name, rows[name], file=sys.stderr)
+        del model
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a pocket ladder member folder")
+    parser.add_argument("--repeats", type=int, default=5, help="timed decode repeats (32 tokens each)")
+    parser.add_argument("--out", default=None, help="write the JSON result here too")
+    args = parser.parse_args()
+    from compress.bench.env import capture_env
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = {"pocket": pocket(args.model, Path(tmp)), "llama-135m-shape-gqa": smol_shaped(Path(tmp), args.repeats)}
+    document = {"command": " ".join(sys.argv), "machine": {**capture_env(), "load_average": [round(x, 2) for x in os.getloadavg()]}, "results": result}
+    print(json.dumps(document, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
