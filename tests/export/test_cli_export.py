@@ -64,3 +64,17 @@ def test_hf_export_of_gpt2_keeps_conv1d_layout(tmp_path):
     weight = again.transformer.h[0].attn.c_attn.weight
     assert tuple(weight.shape) == (64, 192)
     assert (weight.t() - model.transformer.h[0].attn.c_attn.dequantize()).abs().max() == 0
+
+
+def test_bench_of_a_gguf_file_says_what_it_needs(tmp_path, capsys):
+    pytest.importorskip("gguf")
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("llama-cpp-python is installed: the note is not shown")
+    compress.export(tiny_llama(), "gguf", tmp_path / "m.gguf")
+    assert main(["bench", str(tmp_path / "m.gguf")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "llama-cpp-python" in error[0]
