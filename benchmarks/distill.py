@@ -145,9 +145,9 @@ def minitron_part(teacher_path: str, args) -> dict:
             continue
         student, _ = compress.apply(copy.deepcopy(model), passes, tokenizer=tokenizer, progress=False)
         params, non_embedding = count(student)
-        within = abs(non_embedding / reference_non_embedding - 1)
+        off = non_embedding / reference_non_embedding - 1
         pruned_test = bits_per_byte(student, tokenizer, "test")
-        print(f"{shape}: {non_embedding:,} non-embedding params ({within:+.1%} off the reference), pruned test bits/byte {pruned_test:.4f}", file=sys.stderr, flush=True)
+        print(f"{shape}: {non_embedding:,} non-embedding params ({off:+.1%} against the reference), pruned test bits/byte {pruned_test:.4f}", file=sys.stderr, flush=True)
         best, lr, table, details = distilled(student, teacher, tokenizer, args.lrs, {"tokens": tokens, "batch_size": args.batch_size, "seq_len": args.seq_len})
         rows.append({
             "shape": shape,
