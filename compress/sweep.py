@@ -14,6 +14,7 @@ a sweep (each shard writes its own results file; reports read them all).
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -187,8 +188,10 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
             started = time.perf_counter()
             reference = reference_path(out_dir, job.model, scenario)
             wanted = job.variant is not None or any(j.variant is not None and j.model == job.model for j in jobs)
+            work_dir = out_dir / ".train" / f"{job.model}-{job.variant_name}".replace("/", "_")
             record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None,
-                                     reference if wanted else None, trust_remote_code, overwrite)
+                                     reference if wanted else None, trust_remote_code, overwrite, work_dir)
+            shutil.rmtree(work_dir, ignore_errors=True)  # the job is done: nothing left to resume
             saved_model = saved or saved_model
             store.append(record)
             recorded.add(record_key(record))
@@ -240,7 +243,7 @@ def reference_path(out_dir: Path, model: str, scenario: str) -> Path:
 
 
 def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, reference: Path | None = None,
-             trust_remote_code: bool = False, overwrite: bool = False):
+             trust_remote_code: bool = False, overwrite: bool = False, work_dir: Path | None = None):
     import compress
     from compress.bench import bench
     from compress.checkpoint import read_manifest
@@ -275,7 +278,8 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, refer
     }
     saved = None
     if job.variant is not None:
-        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False)
+        # work_dir: training passes checkpoint there, so a killed sweep resumes mid-training
+        model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False, work_dir=work_dir)
         fields.update(describe_variant(job.variant, reports))
         if save_to is not None:
             saved = compress.save(
@@ -305,6 +309,9 @@ def describe_variant(variant: Variant, reports: list) -> dict[str, Any]:
         sparsity = report.details.get("sparsity") if report.details else None
         if sparsity is not None:
             fields["sparsity"] = sparsity
+        trained = report.details.get("train_tokens") if report.details else None
+        if trained:  # what training passes (distill) spent on this variant, beyond the source's own training
+            fields["distill_tokens"] = fields.get("distill_tokens", 0) + trained
     return fields
 
 

@@ -42,16 +42,18 @@ def apply(
     teacher: nn.Module | Callable[[], nn.Module] | None = None,
     data_config: DataConfig | None = None,
     progress: bool = True,
+    work_dir=None,
 ) -> tuple[nn.Module, list[PassReport]]:
     """Apply the passes in order, in place; returns the model and one report per pass.
 
     `data` is calibration token ids [samples, seq_len]; when a pass needs it and none is given,
     it is drawn with `tokenizer` from `data_config` (default: the embedded training plays).
     A pass that needs a teacher gets `teacher`, or else a copy of the model taken before the
-    passes run.
+    passes run. `work_dir`: a folder where training passes (distill) checkpoint, so a rerun
+    after a kill resumes from the last checkpoint; None trains without checkpoints.
     """
     device = next((p.device.type for p in model.parameters()), "cpu")
-    context = PassContext(data=data, tokenizer=tokenizer, teacher=teacher, data_config=data_config, device=device, progress=progress)
+    context = PassContext(data=data, tokenizer=tokenizer, teacher=teacher, data_config=data_config, device=device, progress=progress, work_dir=work_dir)
     return model, run_passes(model, configs, context)
 
 

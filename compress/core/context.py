@@ -13,7 +13,8 @@ training plays (default), a local text file/folder/glob, or `hf:<dataset>[/<conf
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -56,6 +57,7 @@ class PassContext:
         data_config: DataConfig | None = None,
         device: str = "cpu",
         progress: bool = True,
+        work_dir: str | os.PathLike | None = None,
     ) -> None:
         if data is not None and (not isinstance(data, torch.Tensor) or data.dim() != 2 or data.dtype != torch.long):
             raise UserError("calibration data must be token ids: a LongTensor [samples, seq_len] (e.g. from compress.data.calibration.calibration_batches)")
@@ -65,6 +67,8 @@ class PassContext:
         self.data_config = data_config or DataConfig()
         self.device = device
         self.progress = progress
+        self.work_dir = work_dir  # where training passes checkpoint (a rerun resumes there); None: no checkpoints
+        self._train_stream: torch.Tensor | None = None
         self.asking = "a pass"  # the pass now asking, named in errors
 
     def calibration(self) -> torch.Tensor:
@@ -78,22 +82,25 @@ class PassContext:
             self._calibration = calibration_batches(self.tokenizer, n_samples=config.samples, seq_len=config.seq_len, seed=config.seed, source=config.source)
         return self._calibration
 
-    def train_batches(self, batch_size: int, seq_len: int | None = None, *, seed: int | None = None) -> Iterator[torch.Tensor]:
-        """Endless random windows of training text, LongTensor [batch_size, seq_len] each."""
+    def train_sampler(self, batch_size: int, seq_len: int | None = None, *, seed: int | None = None):
+        """Training windows of the data's text (`WindowSampler`): `<bos>` + seq_len-1 tokens each,
+        in a seed-fixed order that a resumed run restores; the token stream is read once."""
+        from compress.data.windows import WindowSampler
+
         if self.tokenizer is None:
             raise UserError(f"pass {self.asking!r} needs training text: pass tokenizer=<tokenizer> to apply()")
-        from compress.data.calibration import check_source, token_stream
-        from compress.data.sources import load_text
+        if self._train_stream is None:
+            from compress.data.calibration import check_source, token_stream
+            from compress.data.sources import load_text
 
-        config = self.data_config
-        seq_len = seq_len or config.seq_len
-        stream = torch.tensor(token_stream(self.tokenizer, load_text(check_source(config.source))), dtype=torch.long)
-        if len(stream) <= seq_len:
-            raise UserError(f"training source {config.source!r} has {len(stream)} tokens, fewer than seq_len={seq_len}")
-        generator = torch.Generator().manual_seed(config.seed if seed is None else seed)
-        while True:
-            starts = torch.randint(0, len(stream) - seq_len + 1, (batch_size,), generator=generator)
-            yield stream[starts[:, None] + torch.arange(seq_len)]
+            source = self.data_config.source
+            self._train_stream = torch.tensor(token_stream(self.tokenizer, load_text(check_source(source))), dtype=torch.long)
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        bos = getattr(self.tokenizer, "eos_token_id", None) if bos is None else bos
+        if bos is None:
+            raise UserError(f"pass {self.asking!r}: the tokenizer has neither a BOS nor an EOS token to start training windows with; give it one")
+        seq_len = seq_len or self.data_config.seq_len
+        return WindowSampler(self._train_stream, batch_size=batch_size, seq_len=seq_len, seed=self.data_config.seed if seed is None else seed, bos_id=bos)
 
     def teacher(self) -> nn.Module:
         """The dense teacher (eval mode, no gradients), loaded once."""

@@ -44,6 +44,7 @@ BUILTIN_PASSES: dict[str, str] = {
     "sparsegpt": "compress.algorithms.pruning.sparsegpt",
     "structured": "compress.algorithms.pruning.structured",
     "depth": "compress.algorithms.pruning.depth",
+    "distill": "compress.algorithms.distillation.kd",
 }
 
 # What an algorithm class must define, by engine (any one of the names).

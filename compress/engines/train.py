@@ -200,12 +200,19 @@ def train(
     trained = accelerator.unwrap_model(wrapped)
     trained.to(home)
     ran = settings.steps - start
+    tokens_per_s = round(ran * batch_tokens / seconds, 1) if seconds > 0 else 0.0
+    if show:
+        from compress.units import format_bytes
+
+        peak = memory.get("cuda_max_allocated_bytes") or memory.get("peak_rss_bytes")
+        where = "CUDA peak" if memory.get("cuda_max_allocated_bytes") else "peak RSS"
+        print(f"{settings.label}: {ran * batch_tokens:,} tokens in {seconds:.1f}s, {tokens_per_s:,.0f} tokens/s, {where} {format_bytes(peak)}", file=sys.stderr)
     return TrainResult(
         losses=losses,
         steps=settings.steps,
         tokens=settings.steps * batch_tokens,
         seconds=round(seconds, 3),
-        tokens_per_s=round(ran * batch_tokens / seconds, 1) if seconds > 0 else 0.0,
+        tokens_per_s=tokens_per_s,
         peak_rss_bytes=memory.get("peak_rss_bytes"),
         peak_cuda_bytes=memory.get("cuda_max_allocated_bytes"),
         resumed_from=start,

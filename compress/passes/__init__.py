@@ -19,6 +19,7 @@ _CONFIGS = {
     "SparseGPTConfig": "compress.algorithms.pruning.sparsegpt",
     "StructuredConfig": "compress.algorithms.pruning.structured",
     "DepthConfig": "compress.algorithms.pruning.depth",
+    "DistillConfig": "compress.algorithms.distillation.kd",
 }
 
 __all__ = sorted(_CONFIGS)

@@ -45,7 +45,7 @@ def test_inf_weight_is_caught_too():
     model = torch.nn.Sequential(torch.nn.Linear(16, 4), torch.nn.Linear(4, 4))
     with torch.no_grad():
         model[1].weight[0, 0] = float("inf")
-    with pytest.raises(UserError, match=r"in 1\.weight"):
+    with pytest.raises(UserError, match=r"in 1\."):  # layer 1's stored tensor (sparse values after magnitude)
         compress.apply(model, [MagnitudeConfig(sparsity=0.25)], progress=False)
 
 
@@ -53,8 +53,8 @@ def test_report_fields_are_filled_by_the_framework():
     model, reports = compress.apply(tiny_llama(), [MagnitudeConfig(sparsity=0.5), RTNConfig(bits=8, group_size=32)], progress=False)
     magnitude, rtn = reports
     assert magnitude.seconds > 0 and rtn.seconds > 0
-    assert magnitude.bytes_before == magnitude.bytes_after > 0
-    assert rtn.bytes_after < rtn.bytes_before / 3
+    assert 0 < magnitude.bytes_after < 0.6 * magnitude.bytes_before  # stored sparse: kept values + bitmask
+    assert rtn.bytes_after < rtn.bytes_before / 2 and rtn.bytes_after < magnitude.bytes_before / 4  # sparse + 8-bit codes
     assert len(rtn.modules) == len(magnitude.modules) == 14
     assert rtn.to_dict()["pass"] == "rtn" and rtn.details["bits"] == 8
     assert all(not p.requires_grad or p.grad is None for p in model.parameters())
@@ -73,6 +73,7 @@ def test_progress_is_drawn_by_the_framework(capsys):
 def test_context_providers_are_lazy_and_cached():
     class CountingTokenizer:
         calls = 0
+        bos_token_id = 1
 
         def __call__(self, texts, add_special_tokens=False):
             CountingTokenizer.calls += 1
@@ -83,8 +84,11 @@ def test_context_providers_are_lazy_and_cached():
     first = context.calibration()
     calls = CountingTokenizer.calls
     assert first.shape == (3, 16) and context.calibration() is first and CountingTokenizer.calls == calls
-    batch = next(context.train_batches(batch_size=2, seq_len=8))
-    assert batch.shape == (2, 8) and batch.dtype == torch.long
+    inputs, targets = context.train_sampler(batch_size=2, seq_len=8).next_batch()
+    assert targets.shape == (2, 8) and targets.dtype == torch.long and bool((inputs[:, 0] == 1).all())
+    calls = CountingTokenizer.calls
+    context.train_sampler(batch_size=2, seq_len=8)
+    assert CountingTokenizer.calls == calls  # the training text is tokenized once
 
 
 def test_teacher_is_loaded_once_and_frozen():

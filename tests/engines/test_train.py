@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -122,29 +123,52 @@ def test_batch_that_does_not_split_is_a_clear_error():
 
 
 TWO_PROCESS = """
-import json, sys, torch
+import json, sys
 sys.path.insert(0, {root!r})
-from tests.engines.test_train import tiny_run
-model, result = tiny_run(steps=5)
-if result.processes == 1 or torch.distributed.get_rank() == 0:
-    print("RESULT " + json.dumps({{"processes": result.processes, "backend": result.backend, "losses": result.losses, "tokens": result.tokens}}))
+import torch
+from transformers import AutoTokenizer
+from tests.engines.test_train import distill_once
+tokenizer = AutoTokenizer.from_pretrained({tokenizer!r})
+details = distill_once(tokenizer, {text!r})
+if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+    print("RESULT " + json.dumps(details))
 """
 
 
+def distill_once(tokenizer, text_source):
+    """The distill pass on a tiny LLaMA pair; its report's details."""
+    import compress
+    from compress.algorithms.distillation.kd import DistillConfig
+    from compress.core.context import DataConfig
+    from tests.bench.conftest import make_llama
+
+    teacher, student = make_llama(hidden=32), make_llama(hidden=32, seed=1)
+    config = DistillConfig(steps=4, batch_size=4, seq_len=32, lr=3e-3, beta=0.5)
+    _, (report,) = compress.apply(student, [config], tokenizer=tokenizer, teacher=teacher, data_config=DataConfig(source=text_source), progress=False)
+    return report.details
+
+
 @pytest.mark.slow
-def test_two_cpu_processes_with_gloo_match_one_process(tmp_path):
+def test_distill_pass_in_two_cpu_processes_with_gloo_matches_one_process(tmp_path):
+    from compress.data.plays import split_text
+    from tests.bench.conftest import train_tokenizer
+
     root = str(Path(__file__).resolve().parents[2])
+    tokenizer = train_tokenizer()
+    tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
+    text = tmp_path / "train.txt"
+    text.write_text(split_text("validation")[:20_000])
     script = tmp_path / "two.py"
-    script.write_text(TWO_PROCESS.format(root=root))
+    script.write_text(TWO_PROCESS.format(root=root, tokenizer=str(tmp_path / "tokenizer"), text=str(text)))
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
-
-    def run(*launcher):
-        out = subprocess.run([*launcher, str(script)], capture_output=True, text=True, env=env, timeout=300)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
-
-    two = run(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517")
-    _, one = tiny_run(steps=5)
-    assert (two["processes"], two["backend"]) == (2, "gloo") and (one.processes, one.backend) == (1, None)
-    assert two["tokens"] == one.tokens  # same global batch
-    assert two["losses"][-1] == pytest.approx(one.losses[-1], rel=0.01)
+    with socket.socket() as probe:  # a free port: a fixed one collides with any other run on the machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port)]
+    out = subprocess.run([*launcher, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    two = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    one = distill_once(tokenizer, str(text))
+    assert (two["processes"], two["backend"]) == (2, "gloo") and (one["processes"], one["backend"]) == (1, None)
+    assert two["train_tokens"] == one["train_tokens"] == 4 * 4 * 32  # same global batch
+    assert two["final_loss"] == pytest.approx(one["final_loss"], rel=0.01)

@@ -1,0 +1,1 @@
+"""Knowledge distillation: the `distill` pass (kd.py), its losses, quantization-aware training."""
