@@ -238,7 +238,8 @@ def check_weight_names(path: Path, missing, unexpected, mismatched=()) -> None:
     missing, unexpected, mismatched = sorted(missing), sorted(unexpected), sorted(mismatched)
     if not (missing or unexpected or mismatched):
         return
-    packed_like = any(name.endswith((".qweight", ".scales", ".zeros", ".codes", ".mask")) for name in unexpected)
+    packed_like = any(name.endswith((".qweight", ".scales", ".zeros", ".codes", ".mask", "_packed", "_scale", "_zero_point", ".SCB"))
+                      for name in unexpected)
     cause = (
         f"the file holds packed (compressed) tensors but {MANIFEST_NAME} is missing or was edited; restore it from the saved checkpoint"
         if packed_like or (unexpected and not (path / MANIFEST_NAME).is_file())
