@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 # `compress.bench` is a package *and* the function users call: bind the function after the (light)
 # package has loaded, so that later imports of its submodules cannot rebind the name.
 from compress.bench import bench  # noqa: E402, F401 - public, listed in __all__
+from compress.export import export  # noqa: E402, F401 - likewise a package and a function (light: no torch)
 
 _LAZY = {
     "load": ("compress.checkpoint", "load"),
@@ -26,10 +27,9 @@ _LAZY = {
     "apply": ("compress.core.apply", "apply"),
     "Recipe": ("compress.recipe", "Recipe"),
     "passes": ("compress.passes", None),
-    "export": ("compress.export", "export"),
 }
 
-__all__ = sorted([*_LAZY, "bench"])
+__all__ = sorted([*_LAZY, "bench", "export"])
 
 
 def __getattr__(name: str):

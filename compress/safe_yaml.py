@@ -149,6 +149,8 @@ def load_yaml_text(text: str, source: str = "<yaml>", *, error: type[Exception] 
         raise error(f"{source}:{where} not valid YAML: {one_line(str(problem), 160)}") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply to read") from None
+    except ValueError as bad:  # e.g. an integer of thousands of digits (Python refuses to convert it)
+        raise error(f"{source}: a value cannot be read: {one_line(str(bad), 120)}") from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -220,7 +220,10 @@ def _export_hook_config(folder: Path, quantization_config: dict[str, Any] | None
     import json
 
     document = json.loads((folder / "config.json").read_text())
-    document.pop("quantization_config", None)
+    existing = document.get("quantization_config") or {}
+    if existing.get("quant_method") == "compressed-tensors":
+        document.pop("quantization_config")  # ours (a marker or an older layout): rewritten below when still true
+    # Any other method's config (bitsandbytes' own serialization) describes the tensors as saved: keep it.
     if quantization_config is not None:
         document["quantization_config"] = quantization_config
     (folder / "config.json").write_text(dumps_json(document) + "\n", encoding="utf-8")

@@ -94,7 +94,9 @@ def test_pickle_weights_are_refused(tmp_path, llama_model):
 
 
 def test_unreachable_hub_is_one_clear_error():
-    with pytest.raises(ModelLoadError, match="not a local folder") as error:
+    from compress.errors import HubError  # exit 1: the id may be right; the hub is not there
+
+    with pytest.raises(HubError, match="not a local folder") as error:
         compress.load("EleutherAI/pythia-70m")
     assert "\n" not in str(error.value)
 

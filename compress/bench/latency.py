@@ -116,6 +116,7 @@ def measure_latency(
         "prefill_ms_p90": stats["prefill"]["p90_ms"],
         "ttft_ms": stats["ttft"]["median_ms"] if "ttft" in stats else None,
         "decode_ms_per_token": None,
+        "decode_ms_per_token_p10": None,
         "decode_ms_per_token_p90": None,
         "tokens_per_s": None,
         "batch_size": batch,
@@ -127,6 +128,7 @@ def measure_latency(
         median = stats["decode"]["median_ms"]
         out.update(
             decode_ms_per_token=median,
+            decode_ms_per_token_p10=stats["decode"]["p10_ms"],
             decode_ms_per_token_p90=stats["decode"]["p90_ms"],
             tokens_per_s=batch * 1000.0 / median if median > 0 else None,
         )

@@ -68,6 +68,7 @@ class BenchRecord(BaseModel):
     prefill_ms_p90: float | None = Field(None, description="p90 prefill ms.")
     ttft_ms: float | None = Field(None, description="Median time to first token, ms.")
     decode_ms_per_token: float | None = Field(None, description="Median ms per decode step.")
+    decode_ms_per_token_p10: float | None = Field(None, description="p10 ms per decode step (with p90: the spread across repeats).")
     decode_ms_per_token_p90: float | None = Field(None, description="p90 ms per decode step.")
     tokens_per_s: float | None = Field(None, description="batch_size × 1000 / decode_ms_per_token.")
     batch_size: int | None = Field(None, description="Sequences per latency run.")

@@ -219,6 +219,7 @@ def _identity(model, config: BenchConfig, model_name: str, variant: str) -> dict
         "prefill_ms_p90": None,
         "ttft_ms": None,
         "decode_ms_per_token": None,
+        "decode_ms_per_token_p10": None,
         "decode_ms_per_token_p90": None,
         "tokens_per_s": None,
         "batch_size": None,

@@ -104,7 +104,7 @@ def _main(argv: list[str]) -> int:
     except (Exception, contract.Interrupted) as caught:  # noqa: BLE001 - the last line of defence for a CLI
         error = caught
     message, kind, code = contract.exit_for(error, usage_error=exceptions.UsageError, click_exception=exceptions.ClickException)
-    return contract.report_error(message, kind=kind, exit_code=code, json_output=json_output, debug=debug)
+    return contract.report_error(message, kind=kind, exit_code=code, json_output=json_output, debug=debug, error=error)
 
 
 def _click_module():

@@ -58,6 +58,13 @@ def bench_command(
 
     from compress.devices import bench_device
 
+    if model.endswith(".gguf"):  # issue 11: the served artifact, through llama.cpp (compress/export/served.py)
+        from compress.export.served import bench_gguf
+
+        record = bench_gguf(model, text=text or "plays:test", max_eval_tokens=max_eval_tokens or 4096, window=window or 512,
+                            prompt_tokens=prompt_tokens or 96, new_tokens=new_tokens or 32, threads=threads)
+        print(json.dumps(record, indent=2) if json_output else "\n".join(f"{k:<20} {v}" for k, v in record.items()))
+        return
     if skip_existing and results is None:
         from compress.errors import UserError
 

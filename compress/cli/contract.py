@@ -93,10 +93,10 @@ def rename_deprecated(args: list[str]) -> list[str]:
     return renamed
 
 
-def report_error(message: str, *, kind: str, exit_code: int, json_output: bool, debug: bool) -> int:
+def report_error(message: str, *, kind: str, exit_code: int, json_output: bool, debug: bool, error: BaseException | None = None) -> int:
     """Print one error line (and the JSON error object under --json); return the exit code."""
-    if debug:
-        traceback.print_exc(file=sys.stderr)
+    if debug and error is not None:
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     text = one_line(message)
     print(f"scalecompress: error: {text}", file=sys.stderr)
     if json_output:

@@ -26,9 +26,9 @@ def demo_command(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """Train (or reuse) the pocket ladder on the embedded plays, compress its two largest members
-    five ways, benchmark all, fit the dense scaling curve, and write plots + report + recommendation.
+    six ways, benchmark all, fit the dense scaling curve, and write plots + report + recommendation.
 
-    Cold: about 15 minutes on 2 CPU cores (ladder training included); warm rerun: about a minute.
+    Cold: about 12 minutes on 2 CPU cores (ladder training included); warm rerun: about a minute.
     Equivalent to `scalecompress run recipes/demo.yaml`.
     """
     from compress.cli.commands import run_command

@@ -68,7 +68,7 @@ def train_command(
     steps: Optional[int] = typer.Option(None, "--steps", help="Fixed optimizer steps per member instead of the token rule: quick trials only (larger members end under-trained)."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Byte-level BPE vocabulary trained on the train text (default 1024; larger raises the embedding share)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation and data order (default 0); same seed, same weights on one machine."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto (default: cuda with bf16 autocast if present, else cpu), cpu, cuda or cuda:N."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default auto: cuda with bf16 autocast if present, else cpu)."),
     json_output: bool = typer.Option(False, "--json", help="Print the ladder manifest as one JSON object: {\"members\": [{name, path, params, non_embedding_params, tokens, train_loss, val_loss, val_bits_per_byte}, ...], ...}."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars (logs in CI)."),
 ) -> None:

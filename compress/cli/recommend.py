@@ -29,6 +29,8 @@ def recommend_command(
     device: Optional[str] = typer.Option(None, "--device", help="Only consider records measured on this device (cpu or cuda)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object (pick, runner_ups, binding, reason)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Accepted for uniformity; recommend only reads results."),  # noqa: ARG001
+    materialize: Optional[Path] = typer.Option(None, "--materialize", help="Rebuild the pick from its recorded passes and write it, exported, to this path."),
+    export_format: str = typer.Option("auto", "--format", help="With --materialize: auto (compressed-tensors when exact, else hf), compressed-tensors, gguf or hf."),
 ) -> None:
     """Pick the best measured configuration within the budget and say why.
 
@@ -45,6 +47,15 @@ def recommend_command(
     records = read_records(results)
     rec = recommend(records, max_weight_bytes=parse_size(max_memory) if max_memory is not None else None,
                     max_decode_ms=max_latency_ms, max_energy_j_per_token=max_energy_j, metric=metric, device=device)
+    if materialize is not None:  # issue 11: compress/export/materialize.py
+        from compress.export.materialize import materialize as write_pick
+
+        document = write_pick(records, rec, Path(results), materialize, export_format)
+        if json_output:
+            sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+        else:
+            print(f"pick: {rec.pick['model']} {rec.pick['variant']}, written as {document['artifact']['format']}: {document['artifact']['path']}")
+        return
     if json_output:
         sys.stdout.write(json.dumps(rec.to_dict(), indent=2, default=str) + "\n")
         return

@@ -17,6 +17,8 @@ offload (`device_map`) is onloaded block by block; each compressed block stays i
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import sys
 import time
 import warnings
@@ -89,6 +91,18 @@ def capture_inputs(model: nn.Module, first_block: nn.Module, tokens: torch.Tenso
     return batches
 
 
+def fit_context(tokens: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Windows longer than the model's context are cut into windows of its context (no token lost
+    but the tail that does not fill one)."""
+    from compress.bench.modeling import max_positions
+
+    limit = max_positions(model)
+    if not limit or tokens.shape[1] <= limit:
+        return tokens
+    usable = tokens.shape[1] // limit * limit
+    return tokens[:, :usable].reshape(-1, limit)
+
+
 def block_output(block: nn.Module, batch: Batch) -> torch.Tensor:
     out = block(*batch.args, **batch.kwargs)
     return out[0] if isinstance(out, (tuple, list)) else out
@@ -143,22 +157,29 @@ def run(model: nn.Module, runs: list[PassRun], context) -> None:
 
     walk_start = time.perf_counter()
     blocks_name, blocks = find_blocks(model)
-    plan = {id(r): _by_block(r, model, blocks_name, len(blocks)) for r in runs}
+    plan = {id(r): _by_block(r, model, blocks_name, len(blocks)) for r in runs}  # module names only: replaced layers are freed
     device = _execution_device(model, context)
     config = context.data_config
     tracker = MemoryTracker("cuda" if device.type == "cuda" else "cpu")
+    release_memory()  # garbage of loading the model is not the walk's
     with tracker.track("walk"):
-        tokens = context.calibration()
+        tokens = fit_context(context.calibration(), model)
         inputs = capture_inputs(model, blocks[0], tokens, config.batch_size, device)
         for index in tqdm(range(len(blocks)), desc="+".join(r.name for r in runs), unit="block", file=sys.stderr, disable=not context.progress):
             with onloaded(blocks[index], device) as block:
                 dense_outputs = [block_output(block, batch) for batch in inputs] if config.propagate == "dense" else None
                 for pass_run in runs:
-                    modules = plan[id(pass_run)][index]
-                    if modules:
+                    names = plan[id(pass_run)][index]
+                    if names:
+                        modules = [(name, model.get_submodule(name)) for name in names]
                         _calibrate_block(pass_run, model, block, f"{blocks_name}.{index}", modules, inputs)
-                outputs = dense_outputs or [block_output(block, batch) for batch in inputs]
-                inputs = [batch.with_hidden(out) for batch, out in zip(inputs, outputs)]
+                        del modules
+                if dense_outputs is not None:
+                    inputs = [batch.with_hidden(out) for batch, out in zip(inputs, dense_outputs)]
+                else:  # in place: a batch's inputs are not needed once its outputs exist
+                    for batch in inputs:
+                        batch.hidden.copy_(block_output(block, batch))
+            release_memory()
     shared = time.perf_counter() - walk_start - sum(r.seconds for r in runs)
     walk = {"passes": [r.name for r in runs], "blocks": len(blocks), "calibration_tokens": int(tokens.numel()), "propagate": config.propagate,
             "seconds": round(time.perf_counter() - walk_start, 3), **tracker.result()["walk"]}
@@ -184,21 +205,39 @@ def _calibrate_block(pass_run: PassRun, model: nn.Module, block: nn.Module, bloc
     if hasattr(algorithm, "compress_block"):
         algorithm.compress_block(block, block_name, stats, lambda b=block: [block_output(b, batch) for batch in inputs])
     if hasattr(algorithm, "compress"):
-        for name, module in modules:
+        while modules:
+            name, module = modules.pop(0)  # the list holds no dense layer once it is replaced
             before = module_bytes(module)
             replacement = algorithm.compress(name, module, stats)
             if replacement is not None:
                 model.set_submodule(name, replacement)
             pass_run.touch(name, before, module if replacement is None else replacement)
             stats.drop(name)
+            del module, replacement
     else:
         for name, module in modules:
             pass_run.touch(name, module_bytes(module), model.get_submodule(name))
     pass_run.seconds += time.perf_counter() - start
 
 
-def _by_block(pass_run: PassRun, model: nn.Module, blocks_name: str, count: int) -> list[list[tuple[str, nn.Module]]]:
-    per_block: list[list[tuple[str, nn.Module]]] = [[] for _ in range(count)]
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
+    except OSError:
+        return None
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS. glibc keeps freed blocks (raising its mmap threshold
+    after large frees), so without this the dense layers a block replaced would stay resident."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def _by_block(pass_run: PassRun, model: nn.Module, blocks_name: str, count: int) -> list[list[str]]:
+    per_block: list[list[str]] = [[] for _ in range(count)]
     outside = []
     prefix = f"{blocks_name}." if blocks_name else ""
     for name, module in pass_run.select(model):
@@ -206,7 +245,7 @@ def _by_block(pass_run: PassRun, model: nn.Module, blocks_name: str, count: int)
         if not name.startswith(prefix) or not head.isdigit() or not rest:
             outside.append(name)
             continue
-        per_block[int(head)].append((name, module))
+        per_block[int(head)].append(name)
     named = [name for name in outside if any(matches_by_name(entry, name) for entry in pass_run.config.targets)]
     if named:
         raise UserError(

@@ -131,13 +131,17 @@ def damped_cholesky_inverse(hessian: torch.Tensor, damp: float, *, retries: int 
     """
     hessian = hessian.double()
     mean_diag = float(torch.diag(hessian).mean())
-    identity = torch.eye(hessian.shape[0], dtype=hessian.dtype, device=hessian.device)
-    for attempt in range(retries + 1):
+    for attempt in range(retries + 1):  # one working copy at a time: these matrices can be large
         current = damp * 10**attempt
-        lower, info = torch.linalg.cholesky_ex(hessian + current * mean_diag * identity)
+        damped = hessian.clone()
+        damped.diagonal().add_(current * mean_diag)
+        lower, info = torch.linalg.cholesky_ex(damped)
+        del damped
         if int(info) == 0:
             inverse = torch.cholesky_inverse(lower)
+            del lower
             upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
+            del inverse
             if int(info) == 0:
                 return upper, current, attempt
     raise ScaleCompressError(f"the Hessian is not positive definite even with damp={current:g}; use more calibration samples")

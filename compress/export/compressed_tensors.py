@@ -42,13 +42,19 @@ from compress.formats.quantized_linear import QuantizedLinear
 
 FORMAT_NAME = "compressed-tensors"
 PACKED_BITS = (4, 8)
-OTHER_FORMATS = "scalecompress's own checkpoint (compress.save), --format gguf (re-quantized, error reported) or --format hf (dense)"
+OTHER_FORMATS = "scalecompress's own checkpoint (compress.save), --format gguf or --format hf (dense)"
 
 
 def refusal(model: nn.Module, types: dict[str, str] | None = None) -> str | None:
-    """Why this model cannot be written exactly as compressed-tensors, or None when it can."""
+    """Why this model cannot be written exactly as compressed-tensors, or None when it can.
+    Sparse layers are fine (written dense, exact); W8A8 and other activation-quantized layers are not."""
     types = types if types is not None else original_types(model)
     for name, module in model.named_modules():
+        if isinstance(module, PackedModule) and not isinstance(module, QuantizedLinear) and getattr(module, "format_name", "") != "sparse_bitmask":
+            return (
+                f"layer {name!r} is {getattr(module, 'format_name', type(module).__name__)}; its compressed-tensors form (int-quantized activations) "
+                f"is not written by this version, and a dense copy would not compute like it. Use scalecompress's own checkpoint (compress.save)"
+            )
         if not isinstance(module, QuantizedLinear):
             continue
         if types.get(name) not in (None, "Linear"):

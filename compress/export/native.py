@@ -30,12 +30,13 @@ from compress.formats.quantized_linear import QuantizedLinear
 
 LAYOUT_CT = "compressed-tensors"
 LAYOUT_NATIVE = "native"
-# An invalid compressed-tensors format: transformers raises while validating it, and the value
-# (kept under pydantic's 50-character display limit) tells the user what to do.
+# An invalid compressed-tensors format (in the config group, where compressed-tensors validates
+# it): transformers raises a ValidationError while reading config.json, and the value (kept
+# under pydantic's 50-character display limit) tells the user what to do.
 REFUSAL = {
     "quant_method": "compressed-tensors",
     "format": "scalecompress-packed:use-compress.load",
-    "config_groups": {"group_0": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "channel"}}},
+    "config_groups": {"group_0": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "channel"}, "format": "scalecompress-packed:use-compress.load"}},
     "quantization_status": "compressed",
     "scalecompress": "packed layers transformers cannot read; load with compress.load or `scalecompress export --format hf`",
 }

@@ -6,8 +6,8 @@ real quantized tensors (`weight`, `weight.absmax`, `weight.quant_map`, ... or `w
 through `state_dict()`, exactly as `save_pretrained` writes them. With
 `config.quantization_config` set to the matching `BitsAndBytesConfig`, the folder that
 `compress.save` writes reloads with plain `transformers.AutoModelForCausalLM.from_pretrained`,
-without this package. bitsandbytes has had a CPU backend since 0.45 (checked by
-`tests/formats/test_bnb.py` on CPU).
+without this package. Runs on CPU through bitsandbytes' CPU backend (verified with 0.50.2, the
+floor pyproject.toml pins; `tests/formats/test_bnb.py` runs on CPU) and on CUDA.
 
     >>> import torch
     >>> layer = to_bnb_linear(torch.nn.Linear(64, 32), kind="nf4")
@@ -34,7 +34,7 @@ def _bnb():
     try:
         import bitsandbytes
     except ImportError as error:  # declared a dependency, but an install may lack it
-        raise UserError("the bnb pass needs bitsandbytes>=0.45 (pip install 'bitsandbytes>=0.45')") from error
+        raise UserError("the bnb pass needs bitsandbytes>=0.50.2 (pip install 'bitsandbytes>=0.50.2')") from error
     return bitsandbytes
 
 

@@ -17,6 +17,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.errors import ScaleCompressError, UserError
+from compress.scaling.evidence import metric_ci, paired_vs
 from compress.scaling.fit import metric_spec
 from compress.units import format_bytes, is_number
 
@@ -67,6 +68,10 @@ class Recommendation(BaseModel):
     reason: str = Field("", description="One paragraph saying why.")
     n_candidates: int = Field(0, description="Records with the metric measured.")
     n_within_budget: int = Field(0, description="Records meeting every limit.")
+    pick_ci: list[float] | None = Field(None, description="95% interval of the pick's metric.")
+    dense_alternative: dict | None = Field(None, description="Best dense model within budget when the pick is "
+                                           "compressed, with the paired margin of the pick over it.")
+    ties: list[dict] = Field(default_factory=list, description="Runner-ups indistinguishable from the pick (paired 95%).")
 
     def to_dict(self) -> dict:
         return self.model_dump()
@@ -165,11 +170,45 @@ def recommend(records: list[dict], max_weight_bytes: float | None = None, max_de
                                                                     "limit": limits[name]}
                                                              for name in misses[id(closest)]}}
     reason = _reason(pick, better, blocked, binding, limits, metric, len(within), len(candidates))
+    dense_alternative, ties, extra = _with_noise(pick, within[1:1 + max(n_runner_ups, 5)], within, metric)
     return Recommendation(metric=metric, higher_is_better=spec.higher_is_better, budget=limits,
                           pick=summarize(pick, metric),
                           runner_ups=[summarize(r, metric) for r in within[1:1 + n_runner_ups]],
-                          binding=binding, blocked=blocked, reason=reason, n_candidates=len(candidates),
-                          n_within_budget=len(within))
+                          binding=binding, blocked=blocked, reason=reason + extra, n_candidates=len(candidates),
+                          n_within_budget=len(within), pick_ci=metric_ci(pick, metric),
+                          dense_alternative=dense_alternative, ties=ties)
+
+
+def _with_noise(pick: dict, runner_ups: list[dict], within: list[dict], metric: str):
+    """The dense model to prefer when the pick's edge over it is noise, and runner-ups tied with the pick."""
+    ties = []
+    for other in runner_ups:
+        test = paired_vs(pick, [(1.0, other)], metric)
+        if test["indistinguishable"]:
+            ties.append({**summarize(other, metric), "margin": test["margin"], "low": test["low"], "high": test["high"]})
+    extra = ""
+    if ties:
+        extra += (" Within noise (paired 95%), the pick ties with " +
+                  ", ".join(f"{label(t)} ({t['margin']:+.3g} [{t['low']:+.3g}, {t['high']:+.3g}])" for t in ties) + ".")
+    dense_alternative = None
+    if pick.get("variant") != "dense":
+        dense = [r for r in within if r.get("variant") == "dense"]
+        if dense:
+            best = dense[0]  # `within` is ranked best first
+            test = paired_vs(pick, [(1.0, best)], metric)
+            dense_alternative = {**summarize(best, metric), "margin": test["margin"], "low": test["low"],
+                                 "high": test["high"], "indistinguishable": test["indistinguishable"]}
+            if test["indistinguishable"]:
+                extra += (f" The smaller dense model {label(best)} is indistinguishable from the pick within noise "
+                          f"(margin {test['margin']:+.3g} [{test['low']:+.3g}, {test['high']:+.3g}]): it is the "
+                          "simpler choice.")
+            elif test["margin"] is not None:
+                interval = f" [{test['low']:+.3g}, {test['high']:+.3g}]" if test["low"] is not None else ""
+                extra += (f" It beats the best dense model that fits, {label(best)}, by {test['margin']:+.3g}"
+                          f"{interval} {metric}.")
+        else:
+            extra += " No dense model fits this budget."
+    return dense_alternative, ties, extra
 
 
 def summarize(record: dict, metric: str) -> dict:

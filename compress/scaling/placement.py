@@ -33,9 +33,9 @@ from compress.errors import ScaleCompressError, UserError
 from compress.scaling.effective import DenseCurve
 from compress.scaling.evidence import metric_ci, paired_vs
 from compress.scaling.fit import ScalingFit, fit_scaling, metric_spec, params_key
+from compress.scaling.frontier import latest, pareto
 from compress.scaling.law import describe_law
 from compress.units import is_number as _number
-from compress.scaling.frontier import latest, pareto
 
 COST_AXES = ("weight_bytes", "decode_ms_per_token", "energy_j_per_token")
 

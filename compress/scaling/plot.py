@@ -2,7 +2,11 @@
 
 Dense models are black circles (with the fitted curve on the parameter plot); each compressed
 variant has a marker per method and a colour per variant (so bit-width and sparsity are named
-in the legend), with a thin arrow from its source's dense point. Points far off the scale are
+in the legend), with a thin arrow from its source's dense point. Vertical bars are the 95%
+intervals of the metric. On the parameter plot compressed models sit at their source's own
+parameter count, never shifted along N (a shift would read as a bigger model); they are
+told apart by marker and colour. An energy axis that is only an estimate proportional to time
+says so in its label. Points far off the scale are
 pinned to the edge with their value written beside them, so one broken variant cannot squash
 the rest. Matplotlib's object API with the Agg canvas: no pyplot global state, no display.
 
@@ -21,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from compress.scaling.evidence import metric_ci
 from compress.scaling.fit import METRICS, params_key
 from compress.scaling.frontier import pareto
 from compress.units import format_bytes, format_count, is_number
@@ -104,6 +109,10 @@ def _figure(ladder, rows, axis, style, *, params, metric):
         handles.append(ax.scatter([r[x_key] for r in dense], [np.clip(r[metric], low, high) for r in dense],
                                   s=46, color="black", zorder=4,
                                   label="dense" if axis == "params" else "dense (--- frontier)"))
+        for r in dense:
+            ci = metric_ci(r, metric)
+            if ci:
+                ax.plot([r[x_key]] * 2, np.clip(ci, low, high), color="black", lw=1.0, zorder=4)
         # Keep labels away from compressed points: those are worse than their source (above it for
         # loss-like metrics), dodged to the right on the parameter plot and cheaper (left) on cost plots.
         worse = 1 if not spec.higher_is_better else -1
@@ -114,15 +123,17 @@ def _figure(ladder, rows, axis, style, *, params, metric):
                         ha=align, va="center", zorder=5)
 
     sources = {r.get("model"): r for r in dense}
-    offsets = _dodge(style.order) if axis == "params" else {}
     for variant in style.order:
         members = [r for r in compressed if r.get("variant") == variant]
         if not members:
             continue
         colour, marker = style.colour[variant], style.marker[members[0].get("method") or "?"]
         for r in members:
-            x, y = r[x_key] * offsets.get(variant, 1.0), r[metric]
+            x, y = r[x_key], r[metric]
             shown = float(np.clip(y, low, high))
+            ci = metric_ci(r, metric)
+            if ci and shown == y:
+                ax.plot([x, x], np.clip(ci, low, high), color=colour, lw=1.0, alpha=0.8, zorder=5)
             source = sources.get(r.get("source_model"))
             if source is not None:
                 ax.annotate("", xy=(x, shown), xytext=(source[x_key], np.clip(source[metric], low, high)),
@@ -157,7 +168,10 @@ def _decorate(ax, figure, ladder, axis, x_key, metric, params, low, high, handle
         ax.set_xlabel(f"parameters ({params_label}, N)")
     elif axis == "energy_j_per_token":
         sources = sorted({str(r.get("energy_source")) for r in records if r.get("energy_source")})
-        ax.set_xlabel(AXES[axis].format(source=", " + " + ".join(sources) if sources else ""))
+        label = AXES[axis].format(source=", " + " + ".join(sources) if sources else "")
+        if sources == ["estimate"]:
+            label += " — ESTIMATE ∝ time, not measured; ranks as latency does"
+        ax.set_xlabel(label)
     else:
         ax.set_xlabel(AXES[axis])
     arrow = "higher is better" if spec.higher_is_better else "lower is better"
@@ -187,13 +201,6 @@ def _y_window(dense_values, all_values, higher_is_better):
     low = max(min(all_values), allowed_low)
     high = min(max(all_values), allowed_high)
     return low, high
-
-
-def _dodge(variants: list[str]) -> dict[str, float]:
-    """Multiplicative x offsets to the right of the source, so variants of one source stay apart
-    and none hides its dense point (the parameter count itself does not change)."""
-    step = 0.25 / max(len(variants), 1)
-    return {v: float(np.exp(step * (i + 1))) for i, v in enumerate(variants)}
 
 
 def _short(model: str | None, family: str | None) -> str:

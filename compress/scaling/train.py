@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from compress.data.windows import WindowSampler, windows
 from compress.engines.train import TrainSettings, autocast, make_accelerator, train
-from compress.errors import UserError
 
 
 def pick_device(device: str | None) -> torch.device:

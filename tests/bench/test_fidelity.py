@@ -61,9 +61,9 @@ def test_a_model_compared_with_itself_has_zero_kl_and_full_agreement(tmp_path, t
 def test_kl_grows_and_agreement_falls_as_bits_drop(tmp_path, tokenizer, make_gpt2):
     import copy
 
+    import compress
     from compress.bench import bench
     from compress.passes import RTNConfig
-    import compress
 
     model = make_gpt2(hidden=64)
     ref = tmp_path / "ref.npz"

@@ -172,7 +172,7 @@ def test_rtn_w4_g128_weight_bytes_are_small_and_match_the_saved_file(tokenizer, 
         stored = sum(handle.get_tensor(key).numel() * handle.get_tensor(key).element_size() for key in handle.keys())  # noqa: SIM118 - safe_open is not a dict
     assert packed["weight_bytes"] == pytest.approx(stored, rel=0.01)
     reloaded = bench_checkpoint(str(folder), {"tasks": ["perplexity"], "max_eval_tokens": 256, "window": 128}, progress=False)
-    assert (reloaded["variant"], reloaded["method"], reloaded["bits"], reloaded["group_size"]) == ("rtn", "rtn", 4, 128)
+    assert (reloaded["variant"], reloaded["method"], reloaded["bits"], reloaded["group_size"]) == ("rtn-w4-g128", "rtn", 4, 128)
     assert reloaded["source_model"] == "tiny-dense" and reloaded["params"] == dense["params"]
     assert reloaded["weight_bytes"] == packed["weight_bytes"]
     assert reloaded["perplexity"] == pytest.approx(packed["perplexity"], rel=1e-4)

@@ -131,3 +131,23 @@ def test_modules_outside_the_blocks_are_refused_by_name():
     model = build("llama")
     with pytest.raises(compress.errors.UserError, match="lm_head lie outside: remove them from targets"):
         compress.apply(model, [RecordConfig(targets=["Linear", "lm_head"])], TOKENS, progress=False)
+
+
+def test_a_disk_offloaded_model_is_onloaded_block_by_block_and_gives_the_same_result(tmp_path):
+    """A model larger than memory: accelerate keeps its blocks on disk; the engine onloads one at a time."""
+    from compress.passes import GPTQConfig
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "dense")
+    in_memory = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "dense").eval()
+    device_map = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.norm": "cpu", "lm_head": "cpu", **{f"model.layers.{i}": "disk" for i in range(3)}}
+    offloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "dense", device_map=device_map, offload_folder=str(tmp_path / "offload")).eval()
+    assert offloaded.model.layers[1].mlp.up_proj.weight.device.type == "meta"  # really not in memory
+    results = []
+    for model in (in_memory, offloaded):
+        _, (report,) = compress.apply(model, [GPTQConfig(bits=4, group_size=32)], TOKENS, data_config=DataConfig(batch_size=2), progress=False)
+        with torch.no_grad():
+            results.append(model(TOKENS).logits)
+        assert len(report.modules) == 21
+    torch.testing.assert_close(results[0], results[1], atol=1e-5, rtol=1e-5)

@@ -82,3 +82,15 @@ def test_save_and_load_restore_w8a8_layers(tmp_path, build):
     with torch.no_grad():
         torch.testing.assert_close(loaded(tokens).logits, before)
     assert info.weight_bytes < sum(weight_matrix(m).numel() for m in build().modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D") * 4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_runs_int_mm_and_matches_the_paper_formula():
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(256, 128, bias=False)
+    layer = Int8Linear.from_linear(dense).cuda()
+    x = torch.randn(5, 256) * torch.rand(5, 1) * 10
+    assert layer.kernel_name() == "int_mm"
+    got = layer(x.cuda()).cpu()
+    torch.testing.assert_close(got.double(), _paper_w8a8(x, dense.weight.detach()), rtol=1e-4, atol=1e-4)

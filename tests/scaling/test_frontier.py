@@ -109,3 +109,17 @@ def test_parse_size():
 def test_human_formats():
     assert format_bytes(1_616_500) == "1.62 MB" and format_bytes(512) == "512 B" and format_bytes(None) == "—"
     assert format_count(779_000) == "779K" and format_count(1.77e6) == "1.77M"
+
+
+def test_recommend_says_when_the_smaller_dense_model_is_as_good_within_noise():
+    from compress.scaling.frontier import recommend
+
+    windows = {"nll": [100.0, 120.0, 90.0, 110.0], "tokens": [50] * 4, "bytes": [200] * 4}
+    dense = {"model": "small", "variant": "dense", "device": "cpu", "scenario": "s", "weight_bytes": 100,
+             "bits_per_byte": 0.6, "windows": windows}
+    noisy = {"nll": [101.0, 118.0, 92.0, 109.5], "tokens": [50] * 4, "bytes": [200] * 4}
+    compressed = {"model": "big", "variant": "rtn-w4", "device": "cpu", "scenario": "s", "weight_bytes": 90,
+                  "bits_per_byte": 0.599, "windows": noisy}
+    rec = recommend([dense, compressed], max_weight_bytes=150)
+    assert rec.pick["model"] == "big" and rec.dense_alternative["model"] == "small"
+    assert rec.dense_alternative["indistinguishable"] and "smaller dense model" in rec.reason

@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from compress.algorithms.pruning.layout import decoder_layout
@@ -47,6 +47,12 @@ class DepthConfig(PassConfig):
         description="'influence': 1 - cos(block input, output) (ShortGPT); 'loss': LM-loss increase when the block is skipped.",
     )
     keep_last: bool = Field(True, description="Never remove the last block (it feeds the output head; ShortGPT found it vital).")
+
+    @model_validator(mode="after")
+    def _no_targets(self) -> DepthConfig:
+        if self.targets != ["Linear"] or self.ignore:
+            raise ValueError("depth chooses whole blocks by importance; targets/ignore do not apply to it: remove them")
+        return self
 
     def tag(self) -> str:
         return f"depth-{self.fraction * 100:g}%" + ("-loss" if self.importance == "loss" else "")

@@ -78,7 +78,7 @@ def sparsegpt_prune(
     symmetric: bool = False,
 ) -> SparseGPTResult:
     """SparseGPT on one weight (out, in) with its input Hessian (in, in); float32 maths."""
-    W = weight.detach().float().clone()
+    W = weight.detach().to(torch.float32, copy=True, memory_format=torch.contiguous_format)  # GPT-2's Conv1D gives a transposed view
     H = hessian.detach().double().clone()
     rows, columns = W.shape
     dead = torch.diag(H) == 0  # inputs that never fire: weight irrelevant, set to 0
@@ -97,7 +97,7 @@ def sparsegpt_prune(
     def start_block(i1: int, i2: int, block: torch.Tensor, block_hinv: torch.Tensor) -> None:
         if n_m is None:  # adaptive mask: the lowest w²/U_jj² of this batch of columns
             scores = block.square() / torch.diag(block_hinv).square().unsqueeze(0)
-            chosen = torch.zeros_like(scores, dtype=torch.bool)
+            chosen = torch.zeros(scores.shape, dtype=torch.bool)
             chosen.view(-1)[torch.sort(scores.flatten(), stable=True).indices[: int(scores.numel() * sparsity)]] = True
             pruned[:, i1:i2] = chosen
 

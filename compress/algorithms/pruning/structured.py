@@ -20,7 +20,7 @@ so plain `transformers.AutoModelForCausalLM.from_pretrained` reloads the saved f
 
     >>> import torch, transformers, compress
     >>> from compress.passes import StructuredConfig
-    >>> config = transformers.LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64,
+    >>> config = transformers.LlamaConfig(vocab_size=32, hidden_size=48, intermediate_size=64,
     ...     num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4)
     >>> model = transformers.AutoModelForCausalLM.from_config(config)
     >>> data = torch.randint(0, 32, (2, 8))
@@ -32,11 +32,12 @@ so plain `transformers.AutoModelForCausalLM.from_pretrained` reloads the saved f
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Literal
 
 import torch
 import torch_pruning as tp
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from compress.algorithms.pruning.layout import decoder_layout
@@ -50,12 +51,21 @@ class StructuredConfig(PassConfig):
 
     pass_name = "structured"
 
-    heads: float = Field(0.25, ge=0.0, lt=1.0, description="Fraction of attention heads to remove (GQA: of KV groups), rounded to whole heads/groups.")
+    heads: float = Field(
+        0.25, ge=0.0, lt=1.0,
+        description="Fraction of attention heads to remove (GQA: of KV groups), rounded to the nearest whole count that leaves a head count dividing hidden_size.",
+    )
     mlp: float = Field(0.25, ge=0.0, lt=1.0, description="Fraction of MLP intermediate channels to remove.")
     importance: Literal["magnitude", "activation", "taylor"] = Field(
         "activation", description="'magnitude': group L2 of weights; 'activation': output L2 on calibration data (Minitron); 'taylor': Σ|w·grad| (LLM-Pruner)."
     )
     round_to: int = Field(8, ge=1, description="Keep a multiple of this many MLP channels (matrix kernels prefer multiples of 8).")
+
+    @model_validator(mode="after")
+    def _no_targets(self) -> StructuredConfig:
+        if self.targets != ["Linear"] or self.ignore:
+            raise ValueError("structured prunes every block alike (so config.json can describe the result); targets/ignore do not apply to it: remove them")
+        return self
 
     def tag(self) -> str:
         return f"structured-h{self.heads * 100:g}%-m{self.mlp * 100:g}%" + ("" if self.importance == "activation" else f"-{self.importance}")
@@ -161,6 +171,7 @@ class Structured:
         self.config = config
         self.context = context
         self.summary: dict = {}
+        self.note = ""
 
     def compress_model(self, model: nn.Module) -> list[str]:
         config, hf = self.config, model.config
@@ -171,11 +182,7 @@ class Structured:
         group = heads // kv_heads
         gqa = group > 1
         units = kv_heads if gqa else heads  # what is removed whole: KV groups, or heads
-        remove_units = round(config.heads * units)
-        if config.heads and remove_units == 0:
-            raise UserError(f"structured: heads={config.heads} of {units} {'KV groups' if gqa else 'heads'} rounds to none; raise heads or set it to 0")
-        if remove_units >= units:
-            raise UserError(f"structured: heads={config.heads} removes every {'KV group' if gqa else 'head'}; lower it")
+        remove_units = self._head_removals(units, group if gqa else 1, hf.hidden_size, "KV groups" if gqa else "heads")
         channels = hf.intermediate_size
         keep_channels = max(config.round_to, round(channels * (1 - config.mlp) / config.round_to) * config.round_to)
         remove_channels = channels - min(keep_channels, channels)
@@ -215,8 +222,25 @@ class Structured:
             "intermediate_size": [channels, channels - remove_channels],
             "importance": config.importance,
             "stored": "smaller dense matrices",
+            **({"heads_note": self.note} if self.note else {}),
         }
         return names
+
+    def _head_removals(self, units: int, heads_per_unit: int, hidden_size: int, what: str) -> int:
+        """How many heads (or KV groups) to remove: the count nearest `heads` x units that leaves a
+        head count dividing hidden_size (transformers' configs require it), fewer on a tie."""
+        wanted = self.config.heads * units
+        if not self.config.heads:
+            return 0
+        allowed = [r for r in range(1, units) if hidden_size % ((units - r) * heads_per_unit) == 0]
+        if not allowed:
+            raise UserError(f"structured: no number of {what} (of {units}) can be removed leaving a head count that divides hidden_size {hidden_size}; set heads to 0")
+        chosen = min(allowed, key=lambda r: (abs(r - wanted), r))
+        if abs(chosen - wanted) >= 0.5:
+            self.note = (f"heads={self.config.heads} asks for {wanted:g} of {units} {what}; {chosen} are removed, the nearest count "
+                         f"leaving a head count that divides hidden_size {hidden_size} (transformers requires it); allowed: {allowed}")
+            warnings.warn(f"structured: {self.note}", stacklevel=2)
+        return chosen
 
     def _scores(self, model, layers, head_dim) -> _Statistics:
         if self.config.importance == "magnitude":

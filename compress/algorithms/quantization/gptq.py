@@ -85,11 +85,13 @@ def gptq_quantize(
 ) -> GPTQResult:
     """GPTQ on one weight (out, in) with its input Hessian (in, in); computes in weight's dtype."""
     W = weight.detach().clone()
-    H = hessian.detach().double().clone()
+    H = hessian.detach().double()
     rows, columns = W.shape
     dead = torch.diag(H) == 0  # inputs that never fire: weight irrelevant, set to 0
-    H[dead, dead] = 1
-    W[:, dead] = 0
+    if bool(dead.any()):
+        H = H.clone()
+        H[dead, dead] = 1
+        W[:, dead] = 0
     maxq = 2**bits - 1
     groups = group_count(columns, group_size)
     width = group_size or columns

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -119,14 +118,11 @@ def save_reference(reference: dict, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"format": FORMAT, "source": reference["source"], "text_key": reference["text_key"],
                        "top_k": reference["top_k"]})
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, meta=np.frombuffer(meta.encode(), dtype=np.uint8), indices=reference["indices"],
-                     logprobs=reference["logprobs"], argmax=reference["argmax"], lengths=reference["lengths"])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from compress.atomic import staged_file
+
+    with staged_file(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, meta=np.frombuffer(meta.encode(), dtype=np.uint8), indices=reference["indices"],
+                 logprobs=reference["logprobs"], argmax=reference["argmax"], lengths=reference["lengths"])
     return path
 
 

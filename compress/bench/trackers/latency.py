@@ -65,13 +65,14 @@ class LatencyTracker:
         return list(self._cpu_ms.get(series, []))
 
     def result(self) -> dict[str, dict[str, float]]:
-        """{series: {"median_ms", "p90_ms", "mean_ms", "count"}} for every series seen."""
+        """{series: {"median_ms", "p10_ms", "p90_ms", "mean_ms", "count"}} for every series seen."""
         out = {}
         for series in sorted(set(self._cpu_ms) | set(self._cuda_events)):
             values = self.samples(series)
             if values:
                 out[series] = {
                     "median_ms": statistics.median(values),
+                    "p10_ms": percentile(values, 10),
                     "p90_ms": percentile(values, 90),
                     "mean_ms": statistics.fmean(values),
                     "count": len(values),

@@ -101,3 +101,12 @@ def test_apply_stores_two_four_plus_4bit_and_reloads(tmp_path):
     reloaded = compress.load(compress.save(model, tmp_path / "sgpt")).model
     with torch.no_grad():
         assert torch.equal(reloaded(DATA).logits, logits)
+
+
+def test_gpt2_conv1d_layers_are_pruned_through_their_transposed_weight():
+    from tests.conftest import tiny_gpt2
+
+    model = tiny_gpt2(layers=1)
+    report = compress.apply(model, [SparseGPTConfig(sparsity=0.5, storage="dense")], DATA, progress=False)[1][0]
+    assert report.details["sparsity"] == 0.5
+    assert float((model.transformer.h[0].mlp.c_fc.weight == 0).float().mean()) == 0.5

@@ -137,3 +137,36 @@ def test_gpt2_conv1d_end_to_end_and_tags():
     assert report.bytes_after < report.bytes_before / 5
     assert GPTQConfig().tag() == "gptq-w4-g128" and GPTQConfig(bits=3, group_size=64, symmetric=True, act_order=True).tag() == "gptq-w3-g64-sym-act"
     assert all(field.description for field in GPTQConfig.model_fields.values())
+
+
+def test_listed_with_its_fields_and_recipes_validate(capsys):
+    import json
+    from pathlib import Path
+
+    from compress.cli import main
+    from compress.recipe import Recipe
+
+    assert main(["ls", "passes", "--json"]) == 0
+    gptq = {p["name"]: p for p in json.loads(capsys.readouterr().out)["passes"]}["gptq"]
+    assert {"bits", "group_size", "symmetric", "act_order", "damp", "block_size"} <= set(gptq["fields"])
+    assert gptq["engine"] == "sequential" and gptq["needs"] == ["calibration"]
+    recipes = Path(__file__).resolve().parents[3] / "compress" / "recipes"
+    assert Recipe.from_yaml(recipes / "gptq-4bit.yaml").variants[0].passes[0].tag() == "gptq-w4-g128"
+    assert "gptq-w3-g64" in [v.name for v in Recipe.from_yaml(recipes / "demo.yaml").variants]
+
+
+def test_zero_modules_is_an_error_for_gptq_too():
+    from compress.errors import UserError
+    from tests.conftest import tiny_llama
+
+    with pytest.raises(UserError, match="pass 'gptq' touched no module"):
+        compress.apply(tiny_llama(), [GPTQConfig(targets=["nothing"])], torch.zeros(2, 8, dtype=torch.long), progress=False)
+
+
+def test_long_calibration_windows_are_cut_to_the_model_context():
+    from compress.engines.sequential import fit_context
+    from tests.conftest import tiny_gpt2
+
+    model = tiny_gpt2()  # 256 positions
+    assert fit_context(torch.zeros(3, 600, dtype=torch.long), model).shape == (6, 256)
+    assert fit_context(torch.zeros(3, 100, dtype=torch.long), model).shape == (3, 100)
