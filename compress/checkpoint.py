@@ -190,18 +190,31 @@ def load(
     if manifest and manifest.get("modules"):
         model = _load_packed(path, config, model_class, manifest, dtype, trust_remote_code)
     else:
-        model = _load_plain(source_str, path if local else None, model_class, dtype, trust_remote_code)
+        if _refusal_marked(config):
+            # The marker only stops plain transformers; without the manifest, the strict name check
+            # below says what is wrong (packed tensors, compression.json missing) instead of a pydantic dump.
+            del config.quantization_config
+        model = _load_plain(source_str, path if local else None, model_class, dtype, trust_remote_code, config)
     model.to(device)
     model.eval()
     tokenizer = _load_tokenizer(source_str, trust_remote_code)
     return Loaded(model, tokenizer, model_info(model, source=source_str))
 
 
-def _load_plain(source: str, path: Path | None, model_class, dtype, trust_remote_code: bool) -> nn.Module:
+def _refusal_marked(config) -> bool:
+    """config.json carries the marker `compress.save` writes so that plain transformers refuses packed layers."""
+    from compress.export.native import REFUSAL
+
+    marker = getattr(config, "quantization_config", None)
+    marker = marker if isinstance(marker, dict) else getattr(marker, "to_dict", lambda: {})()
+    return marker.get("format") == REFUSAL["format"]
+
+
+def _load_plain(source: str, path: Path | None, model_class, dtype, trust_remote_code: bool, config=None) -> nn.Module:
     """A checkpoint without packed layers; every weight must be in the file and nothing else."""
     from compress.quiet import quiet_transformers
 
-    kwargs = {"use_safetensors": True, "trust_remote_code": trust_remote_code, "output_loading_info": True}
+    kwargs = {"use_safetensors": True, "trust_remote_code": trust_remote_code, "output_loading_info": True, "config": config}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:

@@ -80,7 +80,7 @@ def test_acc_and_acc_norm_follow_the_harness():
         labels=[1, 2],
     )
     # item 1: acc picks 0, per byte picks 1 (-0.3) ; item 2: acc picks 1, per byte picks 2 (-0.2)
-    assert scores == {"acc": 0.0, "acc_norm": 1.0, "items": 2}
+    assert scores == {"acc": 0.0, "acc_norm": 1.0, "items": 2, "correct": [0, 0], "correct_norm": [1, 1]}  # per item: error bars
 
 
 @pytest.mark.parametrize("unit", ["word", "speech"])

@@ -170,7 +170,9 @@ def test_rtn_w4_g128_weight_bytes_are_small_and_match_the_saved_file(tokenizer, 
     folder = save(model, tmp_path / "rtn", tokenizer=tokenizer, manifest=manifest)
     with safe_open(str(folder / "model.safetensors"), "pt") as handle:
         stored = sum(handle.get_tensor(key).numel() * handle.get_tensor(key).element_size() for key in handle.keys())  # noqa: SIM118 - safe_open is not a dict
-    assert packed["weight_bytes"] == pytest.approx(stored, rel=0.01)
+    # The saved file is compressed-tensors' pack-quantized layout, whose zero points are packed to 4 bits
+    # (fp16 in memory): at 2 groups per row that is ~2% of a layer's bytes.
+    assert packed["weight_bytes"] == pytest.approx(stored, rel=0.03)
     reloaded = bench_checkpoint(str(folder), {"tasks": ["perplexity"], "max_eval_tokens": 256, "window": 128}, progress=False)
     assert (reloaded["variant"], reloaded["method"], reloaded["bits"], reloaded["group_size"]) == ("rtn-w4-g128", "rtn", 4, 128)
     assert reloaded["source_model"] == "tiny-dense" and reloaded["params"] == dense["params"]

@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -160,7 +161,10 @@ def test_distill_pass_in_two_cpu_processes_with_gloo_matches_one_process(tmp_pat
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESS.format(root=root, tokenizer=str(tmp_path / "tokenizer"), text=str(text)))
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    with socket.socket() as probe:  # a free port: a fixed one collides with any other run on the machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port)]
     out = subprocess.run([*launcher, str(script)], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     two = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])

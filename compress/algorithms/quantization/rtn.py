@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from pydantic import Field
 from torch import nn
 
@@ -31,6 +32,7 @@ from compress.formats.affine import group_count
 from compress.formats.dense import module_bytes, weight_matrix
 from compress.formats.packing import packed_columns
 from compress.formats.quantized_linear import QuantizedLinear
+from compress.formats.sparse_linear import SparseLinear
 
 
 class RTNConfig(PassConfig):
@@ -71,7 +73,13 @@ def _bias_bytes(module: nn.Module) -> int:
 
 
 def _selected(model: nn.Module, config: RTNConfig) -> list[tuple[str, nn.Module]]:
-    return quantizable_linears(model, config.targets, config.ignore, "rtn")
+    """Dense linears, and pruned layers whose kept values are still floats (prune, then quantize)."""
+    from compress.core.targets import select_modules
+
+    sparse_targets = ["SparseLinear" if entry == "Linear" else entry for entry in config.targets]
+    pruned = [(name, module) for name, module in select_modules(model, sparse_targets, config.ignore)
+              if isinstance(module, SparseLinear) and module.bits is None]
+    return quantizable_linears(model, config.targets, config.ignore, "rtn") + pruned
 
 
 def plan_rtn(model: nn.Module, config: RTNConfig) -> list[tuple[str, int, int]]:
@@ -106,13 +114,15 @@ class RTN:
 
     def compress(self, name: str, module: nn.Module, stats=None) -> QuantizedLinear:
         config = self.config
-        weight = weight_matrix(module).detach()
+        weight = module.dequantize(torch.float32) if isinstance(module, SparseLinear) else weight_matrix(module).detach()
         if config.group_size is not None and weight.shape[1] % config.group_size:
             self.ragged.append(name)
         codes, scales, zeros = rtn_quantize(weight, config.bits, config.group_size, config.symmetric)
         packed = pack(codes, scales, zeros, bits=config.bits, group_size=config.group_size, symmetric=config.symmetric, bias=getattr(module, "bias", None))
         restored = dequantize(codes, scales, None if config.symmetric else zeros, config.group_size, config.bits)
         self.errors[name] = round(float((restored - weight.float()).norm() / weight.float().norm().clamp_min(1e-30)), 6)
+        if isinstance(module, SparseLinear):  # pruned zeros stay exact zeros on the grid: sparse + k-bit
+            return SparseLinear.from_quantized(packed, module.layout)
         return packed
 
     def details(self) -> dict:

@@ -120,3 +120,25 @@ def test_config_validation_and_tags():
         with pytest.raises(ValidationError):
             RTNConfig(**bad)
     assert all(field.description for field in RTNConfig.model_fields.values())
+
+
+@pytest.mark.parametrize("pattern", ["2:4", None])
+def test_prune_then_quantize_stores_sparse_k_bit_and_reloads(tmp_path, pattern):
+    """The README's library example: magnitude (stored sparse) then rtn composes into sparse + 4-bit."""
+    from compress.algorithms.pruning.magnitude import MagnitudeConfig
+    from compress.formats import SparseLinear
+
+    model = llama()
+    dense_bytes = weight_bytes(model)
+    prune = MagnitudeConfig(pattern=pattern) if pattern else MagnitudeConfig(sparsity=0.5)
+    model, (_, quantize) = compress.apply(model, [prune, RTNConfig(bits=4, group_size=32)], progress=False)
+    layer = model.model.layers[0].mlp.up_proj
+    assert isinstance(layer, SparseLinear) and layer.bits == 4 and len(quantize.modules) == 14
+    assert (layer.dequantize() == 0).float().mean() >= 0.5  # pruned zeros stay exact zeros on the grid
+    assert quantize.bytes_after < 0.25 * quantize.bytes_before
+    tokens = torch.randint(0, 100, (1, 12))
+    compress.save(model, tmp_path / "out")
+    reloaded, _, _ = compress.load(tmp_path / "out")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(tokens).logits, model(tokens).logits, rtol=0, atol=0)
+    assert weight_bytes(reloaded) < dense_bytes
