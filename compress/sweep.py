@@ -192,6 +192,8 @@ def _run_locked(recipe, out_dir, model, device, shard, progress, log, trust_remo
             record, saved = _run_job(job, recipe, bench_config, out_dir if single and job.variant else None,
                                      reference if wanted else None, trust_remote_code, overwrite, work_dir)
             shutil.rmtree(work_dir, ignore_errors=True)  # the job is done: nothing left to resume
+            if work_dir.parent.is_dir() and not any(work_dir.parent.iterdir()):
+                work_dir.parent.rmdir()
             saved_model = saved or saved_model
             store.append(record)
             recorded.add(record_key(record))
