@@ -220,6 +220,9 @@ def _export_hook_config(folder: Path, quantization_config: dict[str, Any] | None
     import json
 
     document = json.loads((folder / "config.json").read_text())
+    existing = document.get("quantization_config")
+    if quantization_config is None and isinstance(existing, dict) and existing.get("quant_method") == "bitsandbytes":
+        return  # the bnb pass's layers: transformers reloads them from this config, keep it
     document.pop("quantization_config", None)
     if quantization_config is not None:
         document["quantization_config"] = quantization_config
