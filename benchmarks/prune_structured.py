@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -101,7 +102,7 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
 
     def build():
         torch.manual_seed(0)
-        return transformers.AutoModelForCausalLM.from_config(config).eval()
+        return transformers.AutoModelForCausalLM.from_config(copy.deepcopy(config)).eval()  # passes rewrite the config they hold
 
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 49152, (8, 64), generator=generator)
