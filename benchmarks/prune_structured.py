@@ -8,14 +8,17 @@
 2. A config-built LLaMA with grouped-query attention in the shape of a 135M model (hidden 576,
    30 layers, MLP 1536, 9 heads / 3 KV heads, vocab 49152; random weights: speed does not
    depend on them): the same passes, parameters against the expected counts, plain-transformers
-   reload, and decode ms/token (pocket models are overhead-bound, this shape is not).
+   reload, and decode ms/token (pocket models are overhead-bound, this shape is not), timed in
+   interleaved rounds so that a shared machine's load changes hit all three models alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,47 +102,56 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
 
     def build():
         torch.manual_seed(0)
-        return transformers.AutoModelForCausalLM.from_config(config).eval()
+        return transformers.AutoModelForCausalLM.from_config(copy.deepcopy(config)).eval()  # passes rewrite the config they hold
 
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 49152, (8, 64), generator=generator)
-    prompt = torch.randint(0, 49152, (1, 32), generator=generator)
+    prompt = torch.randint(0, 49152, (1, 16), generator=generator)
 
     def decode(model) -> float:
-        return round(measure_latency(model, prompt, new_tokens=32, repeats=repeats, warmup=1, progress=False)["decode_ms_per_token"], 3)
+        return round(measure_latency(model, prompt, new_tokens=16, repeats=1, warmup=1, progress=False)["decode_ms_per_token"], 3)
 
-    dense = build()
-    rows = {"dense": {**describe(dense), "decode_ms_per_token": decode(dense)}}
+    models = {"dense": build()}
+    for name, configs in variants().items():
+        models[name] = build()
+        compress.apply(models[name], configs, tokens, progress=False)
+    # Interleaved rounds (dense, structured, depth, dense, ...): on a shared machine a load change
+    # then hits every model alike instead of whichever happened to be measured during it.
+    timings = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            timings[name].append(decode(model))
+    rows = {"dense": {**describe(models["dense"]), "decode_ms_per_token": statistics.median(timings["dense"]), "decode_rounds": timings["dense"]}}
     per_layer_attention = 2 * 576 * 576 + 2 * 576 * 192  # q,o + k,v
     per_layer_mlp = 3 * 576 * 1536
     expected = {
         # one of 3 KV groups (3 query heads + its k/v head): 1/3 of q,o,k,v; MLP 1536 -> 1152 channels
         "structured-25%": rows["dense"]["params"] - 30 * (per_layer_attention // 3 + 3 * 576 * 384),
-        # 8 of 30 blocks (round(0.25 * 30) = 8 rounds to even: 7.5 -> 8), each attention + MLP + 2 norms
+        # 8 of 30 blocks (round(0.25 * 30) = round(7.5) = 8), each attention + MLP + 2 norms
         "depth-25%": rows["dense"]["params"] - 8 * (per_layer_attention + per_layer_mlp + 2 * 576),
     }
-    del dense
-    for name, configs in variants().items():
-        model = build()
-        compress.apply(model, configs, tokens, progress=False)
+    for name in variants():
+        model = models[name]
         folder = compress.save(model, workdir / f"smol-{name}")
-        rows[name] = {**describe(model), "expected_params": expected[name], "decode_ms_per_token": decode(model), **reload_plain(folder, model, tokens[:1, :16])}
-        rows[name]["decode_change"] = round(rows[name]["decode_ms_per_token"] / rows["dense"]["decode_ms_per_token"] - 1, 4)
+        median = statistics.median(timings[name])
+        rows[name] = {**describe(model), "expected_params": expected[name], "decode_ms_per_token": median, "decode_rounds": timings[name],
+                      "decode_change": round(median / rows["dense"]["decode_ms_per_token"] - 1, 4), **reload_plain(folder, model, tokens[:1, :16])}
         print(name, rows[name], file=sys.stderr)
-        del model
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a pocket ladder member folder")
-    parser.add_argument("--repeats", type=int, default=5, help="timed decode repeats (32 tokens each)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (16 decoded tokens per model each)")
+    parser.add_argument("--skip-pocket", action="store_true", help="only the 135M-shaped part")
     parser.add_argument("--out", default=None, help="write the JSON result here too")
     args = parser.parse_args()
     from compress.bench.env import capture_env
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"pocket": pocket(args.model, Path(tmp)), "llama-135m-shape-gqa": smol_shaped(Path(tmp), args.repeats)}
+        result = {} if args.skip_pocket else {"pocket": pocket(args.model, Path(tmp))}
+        result["llama-135m-shape-gqa"] = smol_shaped(Path(tmp), args.repeats)
     document = {"command": " ".join(sys.argv), "machine": {**capture_env(), "load_average": [round(x, 2) for x in os.getloadavg()]}, "results": result}
     print(json.dumps(document, indent=2))
     if args.out:

@@ -45,16 +45,17 @@ def test_inf_weight_is_caught_too():
     model = torch.nn.Sequential(torch.nn.Linear(16, 4), torch.nn.Linear(4, 4))
     with torch.no_grad():
         model[1].weight[0, 0] = float("inf")
-    with pytest.raises(UserError, match=r"in 1\."):  # layer 1's stored tensor (sparse values after magnitude)
-        compress.apply(model, [MagnitudeConfig(sparsity=0.25)], progress=False)
+    with pytest.raises(UserError, match=r"in 1\.weight"):
+        compress.apply(model, [MagnitudeConfig(sparsity=0.25, storage="dense")], progress=False)
 
 
 def test_report_fields_are_filled_by_the_framework():
-    model, reports = compress.apply(tiny_llama(), [MagnitudeConfig(sparsity=0.5), RTNConfig(bits=8, group_size=32)], progress=False)
+    # zeros kept in place (storage: dense) so that rtn, which quantizes Linear layers, follows
+    model, reports = compress.apply(tiny_llama(), [MagnitudeConfig(sparsity=0.5, storage="dense"), RTNConfig(bits=8, group_size=32)], progress=False)
     magnitude, rtn = reports
     assert magnitude.seconds > 0 and rtn.seconds > 0
-    assert 0 < magnitude.bytes_after < 0.6 * magnitude.bytes_before  # stored sparse: kept values + bitmask
-    assert rtn.bytes_after < rtn.bytes_before / 2 and rtn.bytes_after < magnitude.bytes_before / 4  # sparse + 8-bit codes
+    assert magnitude.bytes_before == magnitude.bytes_after > 0
+    assert rtn.bytes_after < rtn.bytes_before / 3
     assert len(rtn.modules) == len(magnitude.modules) == 14
     assert rtn.to_dict()["pass"] == "rtn" and rtn.details["bits"] == 8
     assert all(not p.requires_grad or p.grad is None for p in model.parameters())
