@@ -54,8 +54,7 @@ def test_nf4_reloads_in_a_process_without_scalecompress(tmp_path):
     torch.save(tokens, tmp_path / "tokens.pt")
     subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path / "out"), str(tmp_path / "tokens.pt"), str(tmp_path / "logits.pt")], check=True, capture_output=True)
     torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, rtol=0, atol=0)
-    # Real saved bytes, quant-state tables included (about 1.3 kB per layer: dominant on this tiny model); issue 8 asks <= 0.3x.
-    assert report.bytes_after <= 0.3 * report.bytes_before
+    assert report.bytes_after < report.bytes_before / 5  # tiny layers: ~1.3 kB of quant tables each; the 0.3x bound is in tests/formats/test_bnb.py
 
 
 @pytest.mark.parametrize("kind", ["nf4", "fp4", "int8"])
