@@ -220,7 +220,10 @@ def _export_hook_config(folder: Path, quantization_config: dict[str, Any] | None
     import json
 
     document = json.loads((folder / "config.json").read_text())
-    document.pop("quantization_config", None)
-    if quantization_config is not None:
-        document["quantization_config"] = quantization_config
+    existing = document.get("quantization_config")
+    if quantization_config is None and not (isinstance(existing, dict) and "scalecompress" in existing):
+        return  # nothing packed here, or a config transformers reads (bitsandbytes): keep it
+    document["quantization_config"] = quantization_config
+    if quantization_config is None:
+        del document["quantization_config"]  # our stale marker, on a model no longer packed
     (folder / "config.json").write_text(dumps_json(document) + "\n", encoding="utf-8")
