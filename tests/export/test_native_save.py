@@ -41,14 +41,16 @@ def folders(tmp_path_factory):
     return cases
 
 
-@pytest.mark.parametrize("name", ["rtn4_g32", "pruned"])
+@pytest.mark.parametrize("name", ["rtn4_g32"])
 def test_plain_transformers_reproduces_what_save_wrote(folders, name):
     result = folders[name]["result"]
     assert "error" not in result, result
     assert result["relative"] <= 1e-3, result
 
 
-@pytest.mark.parametrize("name", ["rtn3_g32", "rtn4_ragged", "rtn4_save_pretrained"])
+# magnitude pruning now stores SparseLinear (sparse_bitmask), which this compressed-tensors
+# release no longer reads: the save is refused by transformers (export --format hf is the dense form).
+@pytest.mark.parametrize("name", ["rtn3_g32", "rtn4_ragged", "rtn4_save_pretrained", "pruned"])
 def test_plain_transformers_refuses_what_it_cannot_read(folders, name):
     result = folders[name]["result"]
     assert "error" in result, f"{name} loaded without error: {result}"
