@@ -34,6 +34,7 @@ def folders(tmp_path_factory):
     add("rtn3_g32", compress.apply(tiny_llama(), [RTNConfig(bits=3, group_size=32)], progress=False)[0])
     add("rtn4_ragged", compress.apply(tiny_llama(), [RTNConfig(bits=4, group_size=48)], progress=False)[0])
     add("pruned", compress.apply(tiny_llama(), [MagnitudeConfig(sparsity=0.5, storage="dense")], progress=False)[0])  # zeros in place: plain transformers reads it
+    add("pruned_sparse", compress.apply(tiny_llama(), [MagnitudeConfig(sparsity=0.5)], progress=False)[0])  # values + bitmask: refused
     add("rtn4_save_pretrained", compress.apply(tiny_llama(), [RTNConfig(bits=4, group_size=32)], progress=False)[0], save_pretrained=True)
     results = read_back([(c["folder"], c["reference"]) for c in cases.values()], cwd=tmp)
     for case, result in zip(cases.values(), results):
@@ -50,7 +51,7 @@ def test_plain_transformers_reproduces_what_save_wrote(folders, name):
 
 # magnitude pruning now stores SparseLinear (sparse_bitmask), which this compressed-tensors
 # release no longer reads: the save is refused by transformers (export --format hf is the dense form).
-@pytest.mark.parametrize("name", ["rtn3_g32", "rtn4_ragged", "rtn4_save_pretrained", "pruned"])
+@pytest.mark.parametrize("name", ["rtn3_g32", "rtn4_ragged", "rtn4_save_pretrained", "pruned_sparse"])
 def test_plain_transformers_refuses_what_it_cannot_read(folders, name):
     result = folders[name]["result"]
     assert "error" in result, f"{name} loaded without error: {result}"
