@@ -248,7 +248,7 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, refer
              trust_remote_code: bool = False, overwrite: bool = False, work_dir: Path | None = None):
     import compress
     from compress.bench import bench
-    from compress.checkpoint import read_manifest
+    from compress.checkpoint import count_params, read_manifest
 
     model, tokenizer, info = compress.load(job.source, device="cpu", trust_remote_code=trust_remote_code)
     manifest = read_manifest(job.source) if Path(job.source).expanduser().is_dir() else None
@@ -283,6 +283,8 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, refer
         # work_dir: training passes checkpoint there, so a killed sweep resumes mid-training
         model, reports = compress.apply(model, job.variant.passes, tokenizer=tokenizer, data_config=recipe.data, progress=False, work_dir=work_dir)
         fields.update(describe_variant(job.variant, reports))
+        # stored parameters: width/depth pruning shrinks the model (packed layers count as dense)
+        fields["params"], fields["non_embedding_params"] = count_params(model)
         if save_to is not None:
             saved = compress.save(
                 model,
