@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from prune_quality import evaluate  # noqa: E402 - one evaluation protocol for both pruning scripts
+
 VENV = HERE / ".peers" / "llm-compressor"
 
 
@@ -34,13 +38,6 @@ def peer_python() -> Path:
         subprocess.run([*pip, "torch==2.13.0", "--index-url", "https://download.pytorch.org/whl/cpu"], check=True)
         subprocess.run([*pip, "llmcompressor", "torch==2.13.0"], check=True)
     return python
-
-
-def evaluate(model, tokenizer, text: str) -> dict:
-    from compress.bench.accuracy.perplexity import evaluate_perplexity
-
-    result = evaluate_perplexity(model, tokenizer, text, window=512, max_tokens=16384, progress=False)
-    return {"perplexity": round(result["perplexity"], 4), "bits_per_byte": round(result["bits_per_byte"], 5)}
 
 
 def run_model(path: str, samples: int, seq_len: int, workdir: Path) -> list[dict]:

@@ -1,12 +1,18 @@
 """Unstructured and 2:4 pruning quality and stored bytes: magnitude (per row) vs wanda vs sparsegpt.
 
     SCALECOMPRESS_CACHE=/work/cache python benchmarks/prune_quality.py --model PATH [--model PATH ...]
+    SCALECOMPRESS_CACHE=/work/cache python benchmarks/prune_quality.py --model PATH --calibration-grid
 
 Per model: bits/byte on the test plays for dense and each pass at 50% unstructured and 2:4; the
 increase over dense, and wanda's and sparsegpt's increase as a fraction of magnitude's (the
 acceptance: <= 0.3 at 50%, <= 0.5 at 2:4). Storage: the pruned layers' saved bytes over their
 dense bytes of the same dtype (fp16 50% and 2:4; 2:4 + 4-bit over fp32), the whole checkpoint's
 file ratio beside them, and whether the reloaded checkpoint gives the same logits.
+
+`--calibration-grid` instead asks whether a ratio is a calibration effect: at 50% it scores
+magnitude per row and per layer (the two baselines), wanda, and sparsegpt over calibration
+samples x damping (`--grid-samples`, `--grid-damps`; block size 128, sequences of the model's
+context), each increase over dense beside its ratio to both magnitude baselines.
 """
 
 from __future__ import annotations
@@ -54,6 +60,44 @@ def quality(path: str, tokens, text: str) -> dict:
     return rows
 
 
+def pruned_increase(path: str, config, tokens, text: str, dense_bpb: float) -> dict:
+    import compress
+
+    model, tokenizer, _ = compress.load(path)
+    start = time.perf_counter()
+    compress.apply(model, [config], tokens, progress=False)
+    seconds = time.perf_counter() - start
+    result = evaluate(model, tokenizer, text)
+    return {**result, "increase": round(result["bits_per_byte"] - dense_bpb, 5), "seconds": round(seconds, 2)}
+
+
+def calibration_grid(path: str, text: str, samples: list[int], damps: list[float], seq_len: int) -> dict:
+    """50%: both magnitude baselines, wanda and sparsegpt over (samples, damp); ratios to both baselines."""
+    import compress
+    from compress.data.calibration import calibration_batches
+    from compress.passes import MagnitudeConfig, SparseGPTConfig, WandaConfig
+
+    model, tokenizer, _ = compress.load(path)
+    seq_len = min(seq_len, model.config.max_position_embeddings)
+    dense = evaluate(model, tokenizer, text)
+    batches = {n: calibration_batches(tokenizer, n_samples=n, seq_len=seq_len, seed=0) for n in samples}
+    rows = {"dense": dense}
+    for scope in ("row", "layer"):
+        rows[f"magnitude-{scope}"] = pruned_increase(path, MagnitudeConfig(sparsity=0.5, scope=scope), None, text, dense["bits_per_byte"])
+    for n in samples:
+        rows[f"wanda-{n}x{seq_len}"] = pruned_increase(path, WandaConfig(sparsity=0.5), batches[n], text, dense["bits_per_byte"])
+        print(f"wanda-{n}x{seq_len}", rows[f"wanda-{n}x{seq_len}"], file=sys.stderr, flush=True)
+        for damp in damps:
+            name = f"sparsegpt-{n}x{seq_len}-damp{damp:g}"
+            rows[name] = pruned_increase(path, SparseGPTConfig(sparsity=0.5, damp=damp, block_size=128), batches[n], text, dense["bits_per_byte"])
+            print(name, rows[name], file=sys.stderr, flush=True)
+    for name, row in rows.items():
+        if name.startswith(("wanda", "sparsegpt")):
+            row["vs_magnitude_row"] = round(row["increase"] / rows["magnitude-row"]["increase"], 3)
+            row["vs_magnitude_layer"] = round(row["increase"] / rows["magnitude-layer"]["increase"], 3)
+    return rows
+
+
 def storage(path: str, tokens, workdir: Path) -> dict:
     import torch
 
@@ -90,6 +134,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=128, help="calibration sequences")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per calibration sequence (capped at max positions)")
     parser.add_argument("--out", default=None, help="write the JSON result here too")
+    parser.add_argument("--calibration-grid", action="store_true", help="only the 50%% calibration grid (magnitude row/layer, wanda, sparsegpt x samples x damp)")
+    parser.add_argument("--grid-samples", default="128,512", help="calibration sequence counts of the grid")
+    parser.add_argument("--grid-damps", default="0.01,0.1", help="sparsegpt dampening values of the grid")
     args = parser.parse_args()
 
     import compress
@@ -101,6 +148,11 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.model:
+            if args.calibration_grid:
+                samples = [int(n) for n in args.grid_samples.split(",")]
+                damps = [float(d) for d in args.grid_damps.split(",")]
+                results[Path(path).name] = {"calibration_grid": calibration_grid(path, text, samples, damps, args.seq_len)}
+                continue
             model, tokenizer, _ = compress.load(path)
             tokens = calibration_batches(tokenizer, n_samples=args.samples, seq_len=min(args.seq_len, model.config.max_position_embeddings), seed=0)
             results[Path(path).name] = {"quality": quality(path, tokens, text), "storage": storage(path, tokens, Path(tmp))}
