@@ -10,6 +10,9 @@
    depend on them): the same passes, parameters against the expected counts, plain-transformers
    reload, and decode ms/token (pocket models are overhead-bound, this shape is not), timed in
    interleaved rounds so that a shared machine's load changes hit all three models alike.
+   Beside the wall-clock median: the median of each round's paired ratio to dense (measured
+   seconds apart), and decode CPU ms/token (process CPU time of 16 cached one-token steps on one
+   thread: the work itself, not the wait for a core, so it holds on a shared machine).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 RELOAD = """
@@ -111,6 +115,14 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
     def decode(model) -> float:
         return round(measure_latency(model, prompt, new_tokens=16, repeats=1, warmup=1, progress=False)["decode_ms_per_token"], 3)
 
+    def decode_cpu(model, steps: int = 16) -> float:
+        with torch.no_grad():
+            out = model(prompt, use_cache=True)
+            start = time.process_time()
+            for _ in range(steps):
+                out = model(out.logits[:, -1:].argmax(-1), past_key_values=out.past_key_values, use_cache=True)
+            return round((time.process_time() - start) / steps * 1000, 3)
+
     models = {"dense": build()}
     for name, configs in variants().items():
         models[name] = build()
@@ -118,10 +130,13 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
     # Interleaved rounds (dense, structured, depth, dense, ...): on a shared machine a load change
     # then hits every model alike instead of whichever happened to be measured during it.
     timings = {name: [] for name in models}
+    cpu = {name: [] for name in models}
     for _ in range(repeats):
         for name, model in models.items():
             timings[name].append(decode(model))
-    rows = {"dense": {**describe(models["dense"]), "decode_ms_per_token": statistics.median(timings["dense"]), "decode_rounds": timings["dense"]}}
+            cpu[name].append(decode_cpu(model))
+    rows = {"dense": {**describe(models["dense"]), "decode_ms_per_token": statistics.median(timings["dense"]), "decode_rounds": timings["dense"],
+                      "decode_cpu_ms_per_token": statistics.median(cpu["dense"]), "decode_cpu_rounds": cpu["dense"]}}
     per_layer_attention = 2 * 576 * 576 + 2 * 576 * 192  # q,o + k,v
     per_layer_mlp = 3 * 576 * 1536
     expected = {
@@ -134,8 +149,14 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
         model = models[name]
         folder = compress.save(model, workdir / f"smol-{name}")
         median = statistics.median(timings[name])
+        paired = [t / d for t, d in zip(timings[name], timings["dense"])]
+        cpu_median = statistics.median(cpu[name])
         rows[name] = {**describe(model), "expected_params": expected[name], "decode_ms_per_token": median, "decode_rounds": timings[name],
-                      "decode_change": round(median / rows["dense"]["decode_ms_per_token"] - 1, 4), **reload_plain(folder, model, tokens[:1, :16])}
+                      "decode_change": round(median / rows["dense"]["decode_ms_per_token"] - 1, 4),
+                      "decode_change_paired_rounds": round(statistics.median(paired) - 1, 4),
+                      "decode_cpu_ms_per_token": cpu_median, "decode_cpu_rounds": cpu[name],
+                      "decode_cpu_change": round(cpu_median / rows["dense"]["decode_cpu_ms_per_token"] - 1, 4),
+                      **reload_plain(folder, model, tokens[:1, :16])}
         print(name, rows[name], file=sys.stderr)
     return rows
 
