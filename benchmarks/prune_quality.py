@@ -82,8 +82,10 @@ def calibration_grid(path: str, text: str, samples: list[int], damps: list[float
     dense = evaluate(model, tokenizer, text)
     batches = {n: calibration_batches(tokenizer, n_samples=n, seq_len=seq_len, seed=0) for n in samples}
     rows = {"dense": dense}
+    print("dense", dense, file=sys.stderr, flush=True)
     for scope in ("row", "layer"):
         rows[f"magnitude-{scope}"] = pruned_increase(path, MagnitudeConfig(sparsity=0.5, scope=scope), None, text, dense["bits_per_byte"])
+        print(f"magnitude-{scope}", rows[f"magnitude-{scope}"], file=sys.stderr, flush=True)
     for n in samples:
         rows[f"wanda-{n}x{seq_len}"] = pruned_increase(path, WandaConfig(sparsity=0.5), batches[n], text, dense["bits_per_byte"])
         print(f"wanda-{n}x{seq_len}", rows[f"wanda-{n}x{seq_len}"], file=sys.stderr, flush=True)
