@@ -158,6 +158,22 @@ class Mixed:
         )
         return [name for name, _ in layers]
 
+    def plan(self, model: nn.Module) -> list[tuple[str, int, int]]:
+        """For --dry-run: each layer's bytes now and its share of the budget (split by weight count;
+        the real split follows the sensitivities measured at run time, the total is the bound)."""
+        from compress.model_info import weight_bytes
+
+        config, layers = self.config, self.select(model)
+        if not layers:
+            return []
+        costs = [[layer_bytes(module, b, g, config.symmetric) for b, g in config.candidates()] for _, module in layers]
+        fixed = weight_bytes(model) - sum(module_bytes(module) for _, module in layers) + _bias_total(layers)
+        sizes = [weight_matrix(module).numel() for _, module in layers]
+        budget = min(self._layer_budget(fixed, sum(sizes), costs), sum(max(c) for c in costs))
+        shares = [budget * n // sum(sizes) for n in sizes]
+        shares[-1] += budget - sum(shares)
+        return [(name, module_bytes(module), share + _bias_total([(name, module)])) for (name, module), share in zip(layers, shares)]
+
     def _layer_budget(self, fixed: int, weights: int, costs: list[list[int]]) -> int:
         """Bytes the selected layers' codes/scales/zeros may take (`fixed`: every other byte of the
         model, the layers' biases included); a one-line error when infeasible."""

@@ -118,3 +118,14 @@ def test_config_needs_exactly_one_budget_and_valid_widths():
             MixedConfig(**bad)
     assert MixedConfig(max_weight_bytes="850kB").max_weight_bytes == 850_000
     assert MixedConfig(average_bits=3, bits=[8, 2]).bits == [2, 8]
+
+
+def test_dry_run_plan_spends_exactly_the_budget():
+    from compress.core.apply import plan
+
+    model = tiny_gpt2()
+    budget = (_uniform_bytes(model, 2) + _uniform_bytes(model, 3)) // 2
+    (entry,) = plan(model, [MixedConfig(max_weight_bytes=budget)])
+    assert len(entry["modules"]) == 8 and weight_bytes(model) - entry["bytes_now"] + entry["bytes_after"] == budget
+    with pytest.raises(UserError, match="infeasible"):
+        plan(model, [MixedConfig(average_bits=2.2)])
