@@ -52,9 +52,9 @@ class MixedConfig(PassConfig):
 
     pass_name: ClassVar[str] = "mixed"
 
-    bits: list[int] = Field(default_factory=lambda: [2, 3, 4, 8], min_length=1, description="Candidate bit widths, each 2..8.")
+    candidate_bits: list[int] = Field(default_factory=lambda: [2, 3, 4, 8], min_length=1, description="Candidate bit widths, each 2..8.")
     group_sizes: list[int | None] = Field(default_factory=lambda: [64], min_length=1,
-                                          description="Candidate group sizes (null = per output channel); candidates are bits x group sizes.")
+                                          description="Candidate group sizes (null = per output channel); candidates are candidate_bits x group sizes.")
     symmetric: bool = Field(False, description="Symmetric grids (no zero points) instead of min-max asymmetric.")
     max_weight_bytes: int | None = Field(None, gt=0, description="Budget: bytes of the whole model as stored (e.g. 850000, '850kB'). "
                                          "Give this or average_bits.")
@@ -66,11 +66,11 @@ class MixedConfig(PassConfig):
     act_order: bool = Field(False, description="method gptq: columns by descending Hessian diagonal.")
     damp: float = Field(0.01, gt=0, le=1, description="method gptq: Hessian dampening, fraction of its mean diagonal.")
 
-    @field_validator("bits")
+    @field_validator("candidate_bits")
     @classmethod
     def _bits(cls, value: list[int]) -> list[int]:
         if any(b < 2 or b > 8 for b in value) or len(set(value)) != len(value):
-            raise ValueError(f"bits {value}: give distinct widths from 2..8, e.g. [2, 3, 4, 8]")
+            raise ValueError(f"candidate_bits {value}: give distinct widths from 2..8, e.g. [2, 3, 4, 8]")
         return sorted(value)
 
     @field_validator("group_sizes")
@@ -102,10 +102,10 @@ class MixedConfig(PassConfig):
         """e.g. 'mixed-rtn-w2348-g64-avg3', 'mixed-gptq-w234-g64-850000B'."""
         groups = "-".join(f"g{g}" if g else "pc" for g in self.group_sizes)
         budget = f"avg{self.average_bits:g}" if self.average_bits is not None else f"{self.max_weight_bytes}B"
-        return f"mixed-{self.method}-w{''.join(map(str, self.bits))}-{groups}-{budget}" + ("-sym" if self.symmetric else "")
+        return f"mixed-{self.method}-w{''.join(map(str, self.candidate_bits))}-{groups}-{budget}" + ("-sym" if self.symmetric else "")
 
     def candidates(self) -> list[tuple[int, int | None]]:
-        return [(b, g) for b in self.bits for g in self.group_sizes]
+        return [(b, g) for b in self.candidate_bits for g in self.group_sizes]
 
 
 def option_name(bits: int, group_size: int | None) -> str:
@@ -186,11 +186,11 @@ class Mixed:
         else:
             budget, given = math.floor(config.average_bits * weights / 8), f"average_bits={config.average_bits:g}"
             smallest, largest = round(8 * low / weights, 4), round(8 * high / weights, 4)
-            unit = " bits per weight"
+            unit = " bits per weight (scales and zero points included)"
         self.info.update(budget=given, smallest_achievable=smallest, largest_achievable=largest)
         if budget < low:
             raise UserError(f"mixed: {given} is infeasible for this model: achievable budgets range from {smallest} to {largest}{unit} "
-                            f"with bits {config.bits} and group sizes {config.group_sizes}; raise the budget or add a smaller width")
+                            f"with candidate_bits {config.candidate_bits} and group sizes {config.group_sizes}; raise the budget or add a smaller width")
         return budget
 
     def _sensitivities(self, model: nn.Module, layers, options) -> list[list[float]]:

@@ -76,7 +76,7 @@ def test_runs_to_a_byte_budget_exactly_accounted(make):
     model = make()
     low, high = _uniform_bytes(model, 2), _uniform_bytes(model, 3)
     budget = (low + high) // 2
-    out, (report,) = compress.apply(copy.deepcopy(model), [MixedConfig(max_weight_bytes=budget, bits=[2, 3, 4])], _tokens(), progress=False)
+    out, (report,) = compress.apply(copy.deepcopy(model), [MixedConfig(max_weight_bytes=budget, candidate_bits=[2, 3, 4])], _tokens(), progress=False)
     details = report.details
     assert details["predicted_weight_bytes"] == details["achieved_weight_bytes"] == weight_bytes(out) <= budget
     assert budget - weight_bytes(out) < 0.02 * budget
@@ -113,11 +113,11 @@ def test_infeasible_budget_is_one_line_naming_the_range():
 def test_config_needs_exactly_one_budget_and_valid_widths():
     from pydantic import ValidationError
 
-    for bad in ({}, {"average_bits": 3, "max_weight_bytes": 10}, {"average_bits": 3, "bits": [1, 4]}, {"average_bits": 3, "bits": [4, 4]}):
+    for bad in ({}, {"average_bits": 3, "max_weight_bytes": 10}, {"average_bits": 3, "candidate_bits": [1, 4]}, {"average_bits": 3, "candidate_bits": [4, 4]}):
         with pytest.raises(ValidationError):
             MixedConfig(**bad)
     assert MixedConfig(max_weight_bytes="850kB").max_weight_bytes == 850_000
-    assert MixedConfig(average_bits=3, bits=[8, 2]).bits == [2, 8]
+    assert MixedConfig(average_bits=3, candidate_bits=[8, 2]).candidate_bits == [2, 8]
 
 
 def test_dry_run_plan_spends_exactly_the_budget():
