@@ -129,6 +129,14 @@ class Mixed:
     def select(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         return quantizable_linears(model, self.config.targets, self.config.ignore, "mixed")
 
+    def _accounting(self, model: nn.Module, layers) -> tuple[list[list[int]], int, int]:
+        """(bytes per layer per option, every other byte of the model incl. the layers' biases, weights)."""
+        from compress.model_info import weight_bytes
+
+        costs = [[layer_bytes(module, bits, group, self.config.symmetric) for bits, group in self.config.candidates()] for _, module in layers]
+        fixed = weight_bytes(model) - sum(module_bytes(module) for _, module in layers) + _bias_total(layers)
+        return costs, fixed, sum(weight_matrix(module).numel() for _, module in layers)
+
     def compress_model(self, model: nn.Module) -> list[str]:
         from compress.model_info import weight_bytes
 
@@ -136,11 +144,8 @@ class Mixed:
         if not layers:
             return []
         options = config.candidates()
-        costs = [[layer_bytes(module, bits, group, config.symmetric) for bits, group in options] for _, module in layers]
-        fixed = weight_bytes(model) - sum(module_bytes(module) for _, module in layers)  # what the pass leaves alone
-        weights = sum(weight_matrix(module).numel() for _, module in layers)
-        bias = _bias_total(layers)
-        budget = self._layer_budget(fixed + bias, weights, costs)
+        costs, fixed, weights = self._accounting(model, layers)
+        budget = self._layer_budget(fixed, weights, costs)
         scores = self._sensitivities(model, layers, options)
         allocation = solve(costs, scores, budget)
         chosen = {name: options[j] for (name, _), j in zip(layers, allocation.choice)}
@@ -149,7 +154,7 @@ class Mixed:
         code_bytes = sum(costs[i][j] for i, j in enumerate(allocation.choice))
         self.info.update(
             bits_per_layer={name: option_name(*option) for name, option in chosen.items()},
-            predicted_weight_bytes=fixed + bias + allocation.cost,
+            predicted_weight_bytes=fixed + allocation.cost,
             achieved_weight_bytes=achieved,
             predicted_average_bits=round(8 * code_bytes / weights, 4),
             predicted_increase=round(allocation.value, 6),
@@ -161,16 +166,13 @@ class Mixed:
     def plan(self, model: nn.Module) -> list[tuple[str, int, int]]:
         """For --dry-run: each layer's bytes now and its share of the budget (split by weight count;
         the real split follows the sensitivities measured at run time, the total is the bound)."""
-        from compress.model_info import weight_bytes
-
-        config, layers = self.config, self.select(model)
+        layers = self.select(model)
         if not layers:
             return []
-        costs = [[layer_bytes(module, b, g, config.symmetric) for b, g in config.candidates()] for _, module in layers]
-        fixed = weight_bytes(model) - sum(module_bytes(module) for _, module in layers) + _bias_total(layers)
+        costs, fixed, weights = self._accounting(model, layers)
+        budget = min(self._layer_budget(fixed, weights, costs), sum(max(c) for c in costs))
         sizes = [weight_matrix(module).numel() for _, module in layers]
-        budget = min(self._layer_budget(fixed, sum(sizes), costs), sum(max(c) for c in costs))
-        shares = [budget * n // sum(sizes) for n in sizes]
+        shares = [budget * n // weights for n in sizes]
         shares[-1] += budget - sum(shares)
         return [(name, module_bytes(module), share + _bias_total([(name, module)])) for (name, module), share in zip(layers, shares)]
 
