@@ -247,8 +247,8 @@ def _recommendation_blocks(records, budget, budget_note, metric):
                                  "energy J/token"], table))
         if rec.better_pick.get("variant") != rec.pick["variant"] or rec.better_pick.get("model") != rec.pick["model"]:
             blocks.append(("p", f"{prefix}Better pick: **{rec.better_pick['model']} dense**, indistinguishable from the pick within noise."))
-        blocks.append(("p", "Every model size × method: its best configuration within the budget (else its cheapest); "
-                            "'pick − this' is the paired 95% difference (> 0: the pick is better)."))
+        blocks.append(("p", ("Every model size × method: its best configuration within the budget (else its cheapest); "
+                             "'pick − this' is the paired 95% difference (> 0: the pick is better).")))
         blocks.append(("table", [h.format(metric=metric) for h in OPTION_HEADERS], [option_cells(o) for o in rec.options]))
     return blocks, "; ".join(lines)
 

@@ -36,7 +36,11 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 from tqdm import tqdm
 
-from compress.algorithms.quantization.grid import dequantize, quantizable_linears, rtn_quantize
+from compress.algorithms.quantization.grid import (
+    dequantize,
+    quantizable_linears,
+    rtn_quantize,
+)
 from compress.algorithms.quantization.knapsack import solve
 from compress.algorithms.quantization.rtn import RTN, RTNConfig, packed_bytes
 from compress.core.config import PassConfig
@@ -84,8 +88,6 @@ class MixedConfig(PassConfig):
     @classmethod
     def _size(cls, value):
         from compress.units import parse_size
-
-        from compress.errors import UserError
 
         try:
             return parse_size(value, flag="mixed.max_weight_bytes") if isinstance(value, str) else value

@@ -39,7 +39,7 @@ def test_knapsack_is_optimal_on_brute_forceable_cases(seed):
     values = [[rng.uniform(-1, 5) for _ in range(options)] for _ in range(layers)]
     budget = rng.randint(sum(map(min, costs)), sum(map(max, costs)))
     allocation = solve(costs, values, budget)
-    cost, value = brute_force(costs, values, budget)
+    _, value = brute_force(costs, values, budget)
     assert allocation.exact and allocation.value == pytest.approx(value, abs=1e-9)
     assert allocation.cost == sum(costs[i][j] for i, j in enumerate(allocation.choice)) <= budget
     assert allocation.value == pytest.approx(sum(values[i][j] for i, j in enumerate(allocation.choice)))
