@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import ScaleCompressError
-from compress.formats import cpu_int4
+from compress.formats import cpu_int4, dequant
 from compress.formats.affine import dequantize_codes, expand_groups, group_count
 from compress.formats.base import PackedModule, register_format
 from compress.formats.packing import (
@@ -47,11 +47,22 @@ from compress.formats.packing import (
     unpack_codes,
 )
 
-# Rows per call up to which the int4 kernel beats dequantize + fp32 GEMM (2-core AVX2,
-# 2048x2048, 1 thread: at 64 rows the 4-bit kernel took ~20 ms against ~30 ms, the crossing is
-# near 250 rows; the 8-bit two-nibble form does twice the work and loses from ~20 rows).
+# Rows per call up to which the int4 kernel beats dequantize + GEMM. With the eager dequantization
+# (2-core AVX2, 2048x2048, 1 thread: at 64 rows the 4-bit kernel took ~20 ms against ~30 ms) the
+# crossing is near 250 rows, and the 8-bit two-nibble form (twice the work) loses from ~20 rows.
+# With the compiled one (one pass writing the dense weight) dense GEMM wins from a few rows: the
+# int4 kernel computes ~2x slower than fp32 GEMM per row (96-token prefill 502 vs 252 ms, issue 14).
+# benchmarks/decode_speed.py --crossover measures the crossing on the machine at hand.
 KERNEL_MAX_ROWS = 128
 KERNEL_MAX_ROWS_SPLIT = 16
+KERNEL_MAX_ROWS_COMPILED = 16
+
+
+def max_kernel_rows(bits: int, compiled: bool) -> int:
+    """Token rows up to which a layer of `bits` runs the int4 kernel rather than dequantize + GEMM."""
+    if compiled:
+        return KERNEL_MAX_ROWS_COMPILED
+    return KERNEL_MAX_ROWS if bits <= 4 else KERNEL_MAX_ROWS_SPLIT
 SPEC_VERSION = 1
 
 
@@ -62,6 +73,7 @@ class _KernelWeight:
     group_size: int
     columns: int  # in_features, or 2 * in_features when codes run as two nibbles
     rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
+    group_index: torch.Tensor | None = None  # input column -> quantization group, for the prefill dequantization
 
 
 def lookup_rows(qweight, scales, zeros, ids: torch.Tensor, *, bits: int, group_size: int | None, columns: int, dtype: torch.dtype) -> torch.Tensor:
@@ -224,19 +236,27 @@ class QuantizedLinear(PackedModule):
     # -- computing -------------------------------------------------------------------------
 
     def kernel_for(self, rows: int) -> str:
-        """The kernel a CPU/CUDA forward on `rows` token rows runs: 'cpu-int4' (4-bit codes, and
-        2/3-bit codes shifted into 4-bit), 'cpu-int4x2' (5-8-bit codes as two nibbles), or
-        'dequantize-gemm' (dequantize to the activation dtype, then a dense GEMM)."""
-        if not self._kernel_possible() or rows > (KERNEL_MAX_ROWS if self.bits <= 4 else KERNEL_MAX_ROWS_SPLIT) or rows < 1:
+        """The kernel a forward on `rows` token rows runs (on the layer's device):
+        'cpu-int4' (4-bit codes, and 2/3-bit codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit
+        codes as two nibbles) for few rows; for more, 'compiled-dequantize-gemm' (the kernel
+        layout dequantized to the activation dtype by one compiled loop, then a dense GEMM) or
+        'dequantize-gemm' (the same, eager; also CUDA and shapes the kernel refuses)."""
+        if rows < 1 or not self._kernel_possible():
             return "dequantize-gemm"
-        return "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
+        compiled = dequant.compiles(rows, self.in_features * self.out_features)
+        if rows <= max_kernel_rows(self.bits, compiled):
+            return "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
+        return "compiled-dequantize-gemm" if compiled else "dequantize-gemm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        if x.is_cpu and self.kernel_for(rows) != "dequantize-gemm" and not (x.requires_grad and torch.is_grad_enabled()):
+        if x.is_cpu and not (x.requires_grad and torch.is_grad_enabled()) and self._kernel_possible():
             kernel = self._kernel if self._kernel is not None else self._kernel_weight()
             if kernel is not None:
-                return self._kernel_forward(x, kernel)
+                if rows <= max_kernel_rows(self.bits, dequant.compiles(rows, self.in_features * self.out_features)):
+                    return self._kernel_forward(x, kernel)
+                bias = self.bias.to(x.dtype) if self.bias is not None else None
+                return F.linear(x, dequant.dense_weight(self, x.dtype, rows), bias)
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, self.dequantize(x.dtype), bias)
 
