@@ -50,6 +50,8 @@ def refusal(model: nn.Module, types: dict[str, str] | None = None) -> str | None
     Sparse layers are fine (written dense, exact); W8A8 and other activation-quantized layers are not."""
     types = types if types is not None else original_types(model)
     for name, module in model.named_modules():
+        if getattr(module, "format_name", "") == "packed_embedding":
+            return f"layer {name!r} is a packed embedding (rtn head/embedding), which compressed-tensors does not express; use --format hf or compress.save"
         if isinstance(module, PackedModule) and not isinstance(module, QuantizedLinear) and getattr(module, "format_name", "") != "sparse_bitmask":
             return (
                 f"layer {name!r} is {getattr(module, 'format_name', type(module).__name__)}; its compressed-tensors form (int-quantized activations) "
