@@ -142,6 +142,10 @@ class QuantizedEmbedding(PackedModule):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.rows(ids, self.dtype)
 
+    def kernel_for(self, rows: int) -> str:
+        """A lookup dequantizes only the rows asked for, whatever their number."""
+        return "row-lookup"
+
     def rows(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Dequantized rows `ids` (any shape) -> (*ids.shape, embedding_dim) in `dtype`."""
         if self.tied_to is not None:

@@ -248,6 +248,11 @@ class SparseLinear(PackedModule):
         codes[mask] = values
         return dequantize_codes(codes, self.scales, self.zeros, self.group_size, self.bits, dtype or torch.float32)
 
+    def kernel_for(self, rows: int) -> str:
+        """'cuda-semi-structured' (2:4 fp16/bf16 on CUDA) or 'decompress-gemm' (dense weight rebuilt per call)."""
+        cuda = self.bitmask.is_cuda and self.layout == "sparse-24-bitmask" and self.bits is None
+        return "cuda-semi-structured" if cuda else "decompress-gemm"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         if x.is_cuda and self.layout == "sparse-24-bitmask" and self.bits is None and x.dtype in (torch.float16, torch.bfloat16):

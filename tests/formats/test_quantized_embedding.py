@@ -83,3 +83,27 @@ def test_untied_table_round_trips_and_follows_the_model_dtype():
     packed.to(torch.bfloat16)
     assert packed(ids).dtype == torch.bfloat16 and packed.scales.dtype == torch.float16
     assert packed.spec()["dtype"] == "bfloat16"
+
+
+def test_every_packed_module_names_its_kernel():
+    from compress.formats import Int8Linear, SparseLinear
+
+    dense = nn.Linear(64, 32)
+    assert Int8Linear.from_linear(dense).kernel_for(1) in ("fbgemm", "int_mm")
+    assert SparseLinear.from_linear(dense).kernel_for(7) == "decompress-gemm"
+    assert QuantizedEmbedding.from_embedding(nn.Embedding(10, 64), bits=4, group_size=32).kernel_for(3) == "row-lookup"
+
+
+def test_an_untied_packed_embedding_counts_as_embedding_parameters():
+    import transformers
+
+    from compress.model_info import count_params
+    from compress.passes import RTNConfig
+    import compress
+
+    config = transformers.LlamaConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+                                      num_key_value_heads=2, tie_word_embeddings=False)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    before = count_params(model)
+    model, _ = compress.apply(model, [RTNConfig(bits=4, group_size=32, head={"bits": 8, "group_size": 32}, embedding={"bits": 4, "group_size": 32})], progress=False)
+    assert count_params(model) == before
