@@ -56,6 +56,7 @@ from compress.formats.packing import (
 KERNEL_MAX_ROWS = 128
 KERNEL_MAX_ROWS_SPLIT = 16
 KERNEL_MAX_ROWS_COMPILED = 16
+DECODE_ROWS = min(KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_COMPILED)  # the int4 kernel whatever else holds
 
 
 def max_kernel_rows(bits: int, compiled: bool) -> int:
@@ -250,6 +251,9 @@ class QuantizedLinear(PackedModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
+        kernel = self._kernel
+        if kernel is not None and 0 < rows <= DECODE_ROWS and x.is_cpu and not (x.requires_grad and torch.is_grad_enabled()):
+            return self._kernel_forward(x, kernel)  # decoding: the per-token hot path, no other checks
         if x.is_cpu and not (x.requires_grad and torch.is_grad_enabled()) and self._kernel_possible():
             kernel = self._kernel if self._kernel is not None else self._kernel_weight()
             if kernel is not None:
