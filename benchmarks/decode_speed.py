@@ -13,6 +13,7 @@ so load on a shared machine shifts all variants alike and the ratios stay meanin
     python benchmarks/decode_speed.py --quick                        # tiny model, seconds (smoke test)
     python benchmarks/decode_speed.py --profile rtn-w4-g128-head8    # torch.profiler of one decode token
     python benchmarks/decode_speed.py --cache static                 # HF StaticCache instead of DynamicCache
+    python benchmarks/decode_speed.py --crossover                    # rows where dequantize + GEMM beats the int4 kernel
 
 Prints a Markdown table (ms, and ratios to fp32 and bf16), the kernel each packed variant picks
 (`kernel_for`) at decode and prefill, and the machine: CPU model, vector extensions, threads,
@@ -155,6 +156,42 @@ def profile(model, prompt: torch.Tensor, runner: Runner, rows: int = 25) -> None
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
+def crossover(threads: int) -> None:
+    """Per layer shape of the 135M model: ms of the int4 kernel against dequantize + GEMM (as
+    `QuantizedLinear` runs it, compiled where allowed) and dense fp32, by token rows; the crossing
+    sets KERNEL_MAX_ROWS_COMPILED in compress/formats/quantized_linear.py."""
+    import torch.nn.functional as F
+
+    from compress.algorithms.quantization.grid import rtn_quantize
+    from compress.formats import QuantizedLinear, dequant
+
+    def best(function, repeats=7):
+        function()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1e3
+
+    print(f"\n{' / '.join(cpu_description())}; {threads} threads; load average {os.getloadavg()[0]:.2f}\n")
+    print("| layer (out x in) | bits | rows | fp32 GEMM ms | int4 kernel ms | dequantize + GEMM ms |")
+    print("|---|---|---|---|---|---|")
+    for out_features, in_features in [(576, 576), (1536, 576), (576, 1536)]:
+        weight = torch.randn(out_features, in_features) * 0.02
+        for bits in (4, 8):
+            layer = QuantizedLinear.from_codes(*rtn_quantize(weight, bits, 128), bits=bits, group_size=128)
+            with torch.inference_mode():
+                layer(torch.randn(1, in_features))
+                kernel = layer._kernel
+                for rows in (1, 4, 8, 16, 32, 64, 128):
+                    x = torch.randn(rows, in_features)
+                    dense = best(lambda: F.linear(x, weight))
+                    int4 = best(lambda: layer._kernel_forward(x, kernel))
+                    dequantized = best(lambda: F.linear(x, dequant.dense_weight(layer, torch.float32, max(rows, dequant.COMPILE_MIN_ROWS + 1))))
+                    print(f"| {out_features}x{in_features} | {bits} | {rows} | {dense:.3f} | {int4:.3f} | {dequantized:.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a local checkpoint folder (default: the 135M-shaped random LLaMA)")
@@ -167,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (every variant)")
     parser.add_argument("--profile", metavar="VARIANT", help="profile one decode token of VARIANT (fp32, bf16 or a packed one) and exit")
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 run, short prompts: a smoke test")
+    parser.add_argument("--crossover", action="store_true", help="time int4 kernel vs dequantize + GEMM per layer shape and row count, and exit")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.crossover:
+        crossover(args.threads)
+        return 0
     names = [name for name in args.variants.split(",") if name]
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:

@@ -43,7 +43,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="local checkpoint (repeatable); default: the largest cached pocket members")
     parser.add_argument("--body-bits", type=int, default=4)
+    parser.add_argument("--tables", help="table settings to try, e.g. '8:128,4:128,4:none' (default: a sweep of 8, 6, 4, 3 bits)")
     args = parser.parse_args()
+    tables = TABLES if not args.tables else [None] + [
+        (int(bits), None if group == "none" else int(group)) for bits, group in (item.split(":") for item in args.tables.split(","))]
     text = load_eval_text("plays:test")
     print(f"load average {os.getloadavg()[0]:.1f}; body: rtn w{args.body_bits} g128; test plays, window 512")
     print("| model | head/embedding table | bits/byte | increase over body-only | weight MB |")
@@ -58,7 +61,7 @@ def main() -> int:
         dense = bits_per_byte(model)
         print(f"| {Path(path).name} | dense model | {dense:.4f} | | {weight_bytes(model) / 1e6:.2f} |", flush=True)
         body = None
-        for table in TABLES:
+        for table in tables:
             head = None if table is None else {"bits": table[0], "group_size": table[1]}
             packed, _ = compress.apply(copy.deepcopy(model), [RTNConfig(bits=args.body_bits, group_size=128, head=head)], progress=False)
             value = bits_per_byte(packed)

@@ -35,20 +35,22 @@ _compiled = None
 _compile_failed = False
 
 
-def _dequantize(packed, scales, zeros, group_index, rows: int, columns: int, out_features: int, in_features: int,
+def _dequantize(packed, scales, zeros, group: int, rows: int, columns: int, out_features: int, in_features: int,
                 bits: int, style: str, block: int, dtype: torch.dtype):
     nibbles = cpu_int4._unpack(packed, rows, columns, style, block)[:out_features]
     if columns != in_features:  # 5-8 bits: high and low nibbles side by side
         codes = nibbles[:, :in_features].float() * 16 + nibbles[:, in_features:].float()
-    elif bits < 4:  # 2-3 bits run shifted by 8 - zero
+    elif bits < 4:  # 2-3 bits run shifted by 8 - zero: (q - zero) = nibble - 8
         codes = nibbles.float() - 8
     else:
         codes = nibbles.float()
-    scale = scales.index_select(1, group_index).float()
-    if bits < 4 and columns == in_features:
-        return (codes * scale).to(dtype)
-    zero = zeros.index_select(1, group_index).float() if zeros is not None else float(2 ** (bits - 1))
-    return ((codes - zero) * scale).to(dtype)
+    groups = scales.shape[1]
+    padding = groups * group - in_features  # a ragged last group: pad to whole groups, cut after
+    grouped = torch.nn.functional.pad(codes, (0, padding)).view(out_features, groups, group)
+    if not (bits < 4 and columns == in_features):
+        grouped = grouped - (zeros.float() if zeros is not None else torch.full_like(scales, 2 ** (bits - 1), dtype=torch.float32)).unsqueeze(-1)
+    weight = (grouped * scales.float().unsqueeze(-1)).view(out_features, groups * group)
+    return (weight[:, :in_features] if padding else weight).to(dtype)
 
 
 def dense_weight(layer, dtype: torch.dtype, rows: int) -> torch.Tensor:
@@ -56,15 +58,12 @@ def dense_weight(layer, dtype: torch.dtype, rows: int) -> torch.Tensor:
     global _compiled, _compile_failed
     kernel = layer._kernel
     style, block = cpu_int4.kernel_layout()
-    if kernel.group_index is None:
-        group_size = layer.group_size or layer.in_features
-        kernel.group_index = torch.arange(layer.in_features) // group_size
     function = _dequantize
     if compiles(rows, layer.in_features * layer.out_features):
         if _compiled is None:
             _compiled = torch.compile(_dequantize, dynamic=True)
         function = _compiled
-    arguments = (kernel.packed, layer.scales, layer.zeros, kernel.group_index, kernel.rows, kernel.columns, layer.out_features,
+    arguments = (kernel.packed, layer.scales, layer.zeros, layer.group_size or layer.in_features, kernel.rows, kernel.columns, layer.out_features,
                  layer.in_features, layer.bits, style, block, dtype)
     if function is _dequantize:
         return _dequantize(*arguments)

@@ -74,7 +74,6 @@ class _KernelWeight:
     group_size: int
     columns: int  # in_features, or 2 * in_features when codes run as two nibbles
     rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
-    group_index: torch.Tensor | None = None  # input column -> quantization group, for the prefill dequantization
 
 
 def lookup_rows(qweight, scales, zeros, ids: torch.Tensor, *, bits: int, group_size: int | None, columns: int, dtype: torch.dtype) -> torch.Tensor:
