@@ -77,6 +77,8 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     for module in model.modules():
         if isinstance(module, PackedModule):
             total += module.logical_numel()
+            if getattr(module, "format_name", "") == "packed_embedding":
+                embedding += module.logical_numel()  # a packed token table (0 when tied: the head counts it)
             continue
         if is_bnb_linear(module):  # bitsandbytes packs two 4-bit weights per stored element
             total += bnb_logical_numel(module)

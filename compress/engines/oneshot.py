@@ -35,13 +35,28 @@ def run(model: nn.Module, runs: list[PassRun], context) -> None:
             selected = pass_run.select(model)
             if hasattr(algorithm, "prepare"):
                 algorithm.prepare(selected)
+            counted: set = set()  # storages already counted: a tied weight (embedding and head) counts once
             for name, module in tqdm(selected, desc=pass_run.name, unit="layer", file=sys.stderr, disable=not context.progress):
-                before = module_bytes(module)
+                before = _new_bytes(module, counted)
                 replacement = algorithm.compress(name, module)
                 if replacement is not None:
                     model.set_submodule(name, replacement)
                 pass_run.touch(name, before, module if replacement is None else replacement)
         pass_run.seconds += time.perf_counter() - start
+
+
+def _new_bytes(module: nn.Module, counted: set) -> int:
+    """Bytes of the module's tensors whose storage `counted` does not hold yet (then added)."""
+    from compress.model_info import storage_key
+
+    fresh = {}
+    for tensor in module.state_dict(keep_vars=True).values():
+        if tensor is not None and storage_key(tensor) not in counted:
+            fresh[storage_key(tensor)] = tensor
+    counted.update(fresh)
+    from compress.units import tensor_bytes
+
+    return tensor_bytes(fresh.values())
 
 
 def _submodule(model: nn.Module, name: str) -> nn.Module | None:

@@ -57,6 +57,8 @@ def refusal(model: nn.Module, types: dict[str, str] | None = None) -> str | None
     if reason:
         return reason
     for name, module in model.named_modules():
+        if getattr(module, "format_name", "") == "packed_embedding":
+            return f"layer {name!r} is a packed embedding (rtn head/embedding), which compressed-tensors does not express; use --format hf or compress.save"
         if isinstance(module, SparseLinear):
             continue
         if isinstance(module, PackedModule) and not isinstance(module, QuantizedLinear):

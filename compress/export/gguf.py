@@ -113,6 +113,8 @@ def _permute_rows(array: np.ndarray, heads: int) -> np.ndarray:
 
 
 def refusal(model: nn.Module) -> str | None:
+    if any(getattr(m, "format_name", "") == "packed_embedding" for m in model.modules()):
+        return "the model holds a packed embedding (rtn head/embedding), which this GGUF writer cannot express yet; use --format hf, or quantize without rtn's head/embedding settings"
     config = getattr(model, "config", None)
     model_type = getattr(config, "model_type", None)
     if model_type not in ARCHITECTURES:

@@ -36,8 +36,14 @@ class PackedModule(nn.Module):
     """Base class of modules that hold a compressed weight and compute with it."""
 
     format_name: ClassVar[str] = ""
+    # Buffers whose dtype is part of the format (fp16 scales): `model.to(bf16)` moves them, never casts them.
+    fixed_dtype_buffers: ClassVar[tuple[str, ...]] = ()
     in_features: int
     out_features: int
+
+    def kernel_for(self, rows: int) -> str:
+        """The kernel a forward on `rows` token rows would run (recorded by the benchmarks)."""
+        return "dequantize-gemm"
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments (JSON-able) that rebuild an empty module of the same shapes."""
@@ -56,6 +62,20 @@ class PackedModule(nn.Module):
         """Parameters of the dense layer this module stands for (weight + bias)."""
         bias = getattr(self, "bias", None)
         return self.in_features * self.out_features + (bias.numel() if bias is not None else 0)
+
+
+    def _apply(self, fn, recurse=True):
+        fixed = {name: self._buffers[name] for name in self.fixed_dtype_buffers if self._buffers.get(name) is not None}
+        for name in fixed:
+            self._buffers[name] = None
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            for name, tensor in fixed.items():
+                # Learn the target device from an empty probe, so the values are never cast.
+                device = fn(torch.empty(0, dtype=tensor.dtype, device=tensor.device)).device
+                self._buffers[name] = torch.empty_like(tensor, device=device) if tensor.is_meta else tensor.to(device)
+        return self
 
 
 def build_packed(spec: dict[str, Any]) -> PackedModule:

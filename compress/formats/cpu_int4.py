@@ -127,6 +127,38 @@ def kernel_layout() -> tuple[str, int] | None:
     return None
 
 
+def gather_rows(packed: torch.Tensor, index: torch.Tensor, rows: int, columns: int) -> torch.Tensor | None:
+    """Codes (len(index), columns) of some rows of a kernel-layout weight (rows, columns), unpacking
+    only the blocks that hold them (an embedding lookup into a head's packed table); None if the
+    layout is unknown.
+
+        >>> codes = torch.randint(0, 16, (96, 64), dtype=torch.uint8)
+        >>> rows = gather_rows(to_kernel_layout(codes), torch.tensor([5, 90, 5]), 96, 64)
+        >>> rows is None or torch.equal(rows, codes[[5, 90, 5]])
+        True
+    """
+    layout = kernel_layout()
+    if layout is None:
+        return None
+    style, block = layout
+    full, per_block = rows // block, block * columns // 2
+    flat = packed.reshape(-1)
+    index = index.reshape(-1)
+    out = torch.empty(index.numel(), columns, dtype=torch.uint8, device=packed.device)
+    blocks = torch.div(index, block, rounding_mode="floor")
+    in_full = blocks < full
+    if bool(in_full.any()):
+        wanted = index[in_full]
+        unique, inverse = torch.unique(blocks[in_full], return_inverse=True)
+        data = flat[: full * per_block].view(full, per_block)[unique]
+        codes = _unpack(data.reshape(-1), unique.numel() * block, columns, style, block)
+        out[in_full] = codes[inverse * block + wanted % block]
+    if not bool(in_full.all()):
+        codes = _unpack(flat[full * per_block :], rows - full * block, columns, style, block)
+        out[~in_full] = codes[index[~in_full] - full * block]
+    return out
+
+
 def from_kernel_layout(packed: torch.Tensor, rows: int, columns: int) -> torch.Tensor | None:
     """Undo `to_kernel_layout`: the (rows, columns) uint8 codes, or None if the layout is unknown."""
     layout = kernel_layout()

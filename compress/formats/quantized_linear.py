@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import ScaleCompressError
-from compress.formats import cpu_int4
+from compress.formats import cpu_int4, dequant
 from compress.formats.affine import dequantize_codes, expand_groups, group_count
 from compress.formats.base import PackedModule, register_format
 from compress.formats.packing import (
@@ -47,22 +47,41 @@ from compress.formats.packing import (
     unpack_codes,
 )
 
-# Rows per call up to which the int4 kernel beats dequantize + fp32 GEMM (2-core AVX2,
-# 2048x2048, 1 thread: at 64 rows the 4-bit kernel took ~20 ms against ~30 ms, the crossing is
-# near 250 rows; the 8-bit two-nibble form does twice the work and loses from ~20 rows).
+# Rows per call up to which the int4 kernel beats dequantize + GEMM. With the eager dequantization
+# (2-core AVX2, 2048x2048, 1 thread: at 64 rows the 4-bit kernel took ~20 ms against ~30 ms) the
+# crossing is near 250 rows, and the 8-bit two-nibble form (twice the work) loses from ~20 rows.
+# With the compiled one (one pass writing the dense weight) dense GEMM wins from a few rows: the
+# int4 kernel computes ~2x slower than fp32 GEMM per row (96-token prefill 502 vs 252 ms, issue 14).
+# benchmarks/decode_speed.py --crossover measures the crossing on the machine at hand.
 KERNEL_MAX_ROWS = 128
 KERNEL_MAX_ROWS_SPLIT = 16
-_FIXED_DTYPE_BUFFERS = ("scales", "zeros")  # fp16 by format: model.to(bf16) must not cast them
+KERNEL_MAX_ROWS_COMPILED = 16
+DECODE_ROWS = min(KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_COMPILED)  # the int4 kernel whatever else holds
+
+
+def max_kernel_rows(bits: int, compiled: bool) -> int:
+    """Token rows up to which a layer of `bits` runs the int4 kernel rather than dequantize + GEMM."""
+    if compiled:
+        return KERNEL_MAX_ROWS_COMPILED
+    return KERNEL_MAX_ROWS if bits <= 4 else KERNEL_MAX_ROWS_SPLIT
 SPEC_VERSION = 1
 
 
 @dataclass
 class _KernelWeight:
-    packed: torch.Tensor  # the op's layout of (out, columns) 4-bit codes
-    scale_zeros: torch.Tensor  # bf16 (columns / group_size, out, 2)
+    packed: torch.Tensor  # the op's layout of (rows, columns) 4-bit codes
+    scale_zeros: torch.Tensor  # bf16 (columns / group_size, rows, 2)
     group_size: int
     columns: int  # in_features, or 2 * in_features when codes run as two nibbles
-    max_elements: int  # inputs with more elements (rows x in) take the dequantize path
+    rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
+
+
+def lookup_rows(qweight, scales, zeros, ids: torch.Tensor, *, bits: int, group_size: int | None, columns: int, dtype: torch.dtype) -> torch.Tensor:
+    """Rows `ids` of a portable packed table, dequantized: (*ids.shape, columns) in `dtype`."""
+    flat = ids.reshape(-1)
+    codes = unpack_codes(qweight[flat], bits, columns)
+    rows = dequantize_codes(codes, scales[flat], None if zeros is None else zeros[flat], group_size, bits, dtype)
+    return rows.reshape(*ids.shape, columns)
 
 
 @register_format
@@ -70,6 +89,7 @@ class QuantizedLinear(PackedModule):
     """A linear layer with packed integer weights; see the module docstring for the layout."""
 
     format_name = "packed_int"
+    fixed_dtype_buffers = ("scales", "zeros")  # fp16 by format
 
     def __init__(
         self,
@@ -178,16 +198,31 @@ class QuantizedLinear(PackedModule):
         if self._buffers.get("qweight") is not None:
             return unpack_codes(self.qweight, self.bits, self.in_features)
         kernel = self._kernel
-        nibbles = cpu_int4.from_kernel_layout(kernel.packed, self.out_features, kernel.columns)
+        nibbles = cpu_int4.from_kernel_layout(kernel.packed, kernel.rows, kernel.columns)[: self.out_features]
+        return self._codes_of_nibbles(nibbles, self.zeros)
+
+    def _codes_of_nibbles(self, nibbles: torch.Tensor, zeros: torch.Tensor | None) -> torch.Tensor:
+        """Undo the kernel's code form for some rows (`zeros`: those rows' zero points)."""
         if self.bits < 4:
-            return nibbles - self._code_shift()
-        if kernel.columns == self.in_features:
+            return nibbles - self._code_shift(zeros)
+        if nibbles.shape[1] == self.in_features:
             return nibbles
         return (nibbles[:, : self.in_features] << 4) | nibbles[:, self.in_features :]
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """A dense copy of the weight, (out_features, in_features), in `dtype`."""
         return dequantize_codes(self.codes(), self.scales, self.zeros, self.group_size, self.bits, dtype)
+
+    def embedding_rows(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Rows `ids` of the weight, dequantized: (*ids.shape, in_features). A tied embedding's
+        lookup into this (output head's) table, read from whichever layout is held."""
+        if self._buffers.get("qweight") is not None:
+            return lookup_rows(self.qweight, self.scales, self.zeros, ids, bits=self.bits, group_size=self.group_size, columns=self.in_features, dtype=dtype)
+        kernel, flat = self._kernel, ids.reshape(-1)
+        zeros = None if self.zeros is None else self.zeros[flat]
+        codes = self._codes_of_nibbles(cpu_int4.gather_rows(kernel.packed, flat, kernel.rows, kernel.columns), zeros)
+        rows = dequantize_codes(codes, self.scales[flat], zeros, self.group_size, self.bits, dtype)
+        return rows.reshape(*ids.shape, self.in_features)
 
     def memory_bytes(self) -> int:
         """Bytes held now, including the kernel's layout once converted (saved bytes may differ)."""
@@ -200,10 +235,31 @@ class QuantizedLinear(PackedModule):
 
     # -- computing -------------------------------------------------------------------------
 
+    def kernel_for(self, rows: int) -> str:
+        """The kernel a forward on `rows` token rows runs (on the layer's device):
+        'cpu-int4' (4-bit codes, and 2/3-bit codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit
+        codes as two nibbles) for few rows; for more, 'compiled-dequantize-gemm' (the kernel
+        layout dequantized to the activation dtype by one compiled loop, then a dense GEMM) or
+        'dequantize-gemm' (the same, eager; also CUDA and shapes the kernel refuses)."""
+        if rows < 1 or not self._kernel_possible():
+            return "dequantize-gemm"
+        compiled = dequant.compiles(rows, self.in_features * self.out_features)
+        if rows <= max_kernel_rows(self.bits, compiled):
+            return "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
+        return "compiled-dequantize-gemm" if compiled else "dequantize-gemm"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel = self._kernel if self._kernel is not None or self._kernel_refused else self._kernel_weight()
-        if kernel is not None and x.is_cpu and 0 < x.numel() <= kernel.max_elements and not (x.requires_grad and torch.is_grad_enabled()):
-            return self._kernel_forward(x, kernel)
+        rows = x.numel() // self.in_features
+        kernel = self._kernel
+        if kernel is not None and 0 < rows <= DECODE_ROWS and x.is_cpu and not (x.requires_grad and torch.is_grad_enabled()):
+            return self._kernel_forward(x, kernel)  # decoding: the per-token hot path, no other checks
+        if x.is_cpu and not (x.requires_grad and torch.is_grad_enabled()) and self._kernel_possible():
+            kernel = self._kernel if self._kernel is not None else self._kernel_weight()
+            if kernel is not None:
+                if rows <= max_kernel_rows(self.bits, dequant.compiles(rows, self.in_features * self.out_features)):
+                    return self._kernel_forward(x, kernel)
+                bias = self.bias.to(x.dtype) if self.bias is not None else None
+                return F.linear(x, dequant.dense_weight(self, x.dtype, rows), bias)
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, self.dequantize(x.dtype), bias)
 
@@ -215,32 +271,46 @@ class QuantizedLinear(PackedModule):
         elif not flat.is_contiguous():
             flat = flat.contiguous()
         y = cpu_int4.int4_matmul(flat, kernel.packed, kernel.group_size, kernel.scale_zeros)
+        if kernel.rows != self.out_features:
+            y = y[:, : self.out_features]
         if x.dtype != torch.bfloat16:
             y = y.to(x.dtype)
         if self.bias is not None:
             y = y + self.bias if self.bias.dtype == y.dtype else y + self.bias.to(y.dtype)
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
+    def _kernel_possible(self) -> bool:
+        if self._kernel is not None:
+            return True
+        if self._kernel_refused:
+            return False
+        device = self.scales.device.type
+        return device == "cpu" and cpu_int4.kernel_available() and cpu_int4.kernel_group_size(self.in_features, self.group_size) is not None
+
     def _kernel_weight(self) -> _KernelWeight | None:
         """The kernel's form of the weight, converted on first use; None where it cannot run."""
         if self._kernel is not None or self._kernel_refused:
             return self._kernel
-        group = cpu_int4.kernel_group_size(self.in_features, self.group_size)
-        if not cpu_int4.kernel_available() or group is None or self.out_features % cpu_int4.ROW_MULTIPLE or self.qweight.device.type != "cpu":
+        if not self._kernel_possible() or self._buffers.get("qweight") is None or self.qweight.device.type != "cpu":
             self._kernel_refused = True
             return None
+        group = cpu_int4.kernel_group_size(self.in_features, self.group_size)
         codes = self.codes()
         if self.bits < 4:
-            nibbles = codes + self._code_shift()
+            nibbles = codes + self._code_shift(self.zeros)
         elif self.bits == 4:
             nibbles = codes
         else:
             nibbles = torch.cat([codes >> 4, codes & 0xF], dim=1)
-        packed = cpu_int4.to_kernel_layout(nibbles)
-        max_rows = KERNEL_MAX_ROWS if self.bits <= 4 else KERNEL_MAX_ROWS_SPLIT
-        self._kernel = _KernelWeight(packed, self._scale_zero_table(group), group, nibbles.shape[1], max_rows * self.in_features)
-        restored = cpu_int4.from_kernel_layout(packed, self.out_features, nibbles.shape[1])
-        if restored is not None and torch.equal(restored, nibbles):
+        rows = -(-self.out_features // cpu_int4.ROW_MULTIPLE) * cpu_int4.ROW_MULTIPLE  # the op packs blocks of 16 rows
+        padding = rows - self.out_features
+        packed = cpu_int4.to_kernel_layout(F.pad(nibbles, (0, 0, 0, padding)) if padding else nibbles)
+        table = self._scale_zero_table(group)
+        if padding:  # zero scale and offset: padding rows compute 0 and are cut off
+            table = F.pad(table, (0, 0, 0, padding))
+        self._kernel = _KernelWeight(packed, table, group, nibbles.shape[1], rows)
+        restored = cpu_int4.from_kernel_layout(packed, rows, nibbles.shape[1])
+        if restored is not None and torch.equal(restored[: self.out_features], nibbles):
             self._buffers["qweight"] = None  # one packed copy in RAM; state_dict rebuilds it
         return self._kernel
 
@@ -264,12 +334,12 @@ class QuantizedLinear(PackedModule):
         table = torch.stack([scales.bfloat16(), offsets.bfloat16()], dim=-1)  # (out, columns / group, 2)
         return table.transpose(0, 1).contiguous()
 
-    def _code_shift(self) -> torch.Tensor:
+    def _code_shift(self, zeros: torch.Tensor | None) -> torch.Tensor:
         """2- and 3-bit codes run shifted by 8 - zero (still within 0..15), so the kernel's
-        `(q - 8) * scale` needs no zero term and no bf16 rounding of one."""
-        if self.zeros is None:
+        `(q - 8) * scale` needs no zero term and no bf16 rounding of one. `zeros`: the rows' zero points."""
+        if zeros is None:
             return torch.tensor(8 - 2 ** (self.bits - 1), dtype=torch.uint8)
-        return (8 - expand_groups(self.zeros, self.in_features, self.group_size)).to(torch.uint8)
+        return (8 - expand_groups(zeros, self.in_features, self.group_size)).to(torch.uint8)
 
     def _release_kernel(self) -> None:
         """Back to the portable layout only (before a device move, a load, ...)."""
@@ -286,22 +356,15 @@ class QuantizedLinear(PackedModule):
         if self._buffers.get("qweight") is None and self._kernel is not None:
             destination[prefix + "qweight"] = pack_codes(self.codes(), self.bits)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        from compress.formats.quantized_embedding import announce_head
+
         self._release_kernel()
         self._kernel_refused = False
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        announce_head(missing_keys, prefix, self)  # a tied embedding reading this table links to it
 
     def _apply(self, fn, recurse=True):
         self._release_kernel()
         self._kernel_refused = False
-        fixed = {name: self._buffers[name] for name in _FIXED_DTYPE_BUFFERS if self._buffers.get(name) is not None}
-        for name in fixed:
-            self._buffers[name] = None
-        try:
-            super()._apply(fn, recurse)
-        finally:
-            for name, tensor in fixed.items():
-                # Learn the target device from an empty probe, so fp16 values are never cast.
-                device = fn(torch.empty(0, dtype=tensor.dtype, device=tensor.device)).device
-                self._buffers[name] = torch.empty_like(tensor, device=device) if tensor.is_meta else tensor.to(device)
-        return self
+        return super()._apply(fn, recurse)

@@ -42,7 +42,6 @@ from compress.formats.packing import pack_codes, packed_columns, unpack_codes
 
 LAYOUTS = ("sparse-bitmask", "sparse-24-bitmask")
 SPEC_VERSION = 1
-_FIXED_DTYPE_BUFFERS = ("scales", "zeros")  # fp16 by format: model.to(bf16) must not cast them
 
 
 def pack_bitmask(mask: torch.Tensor) -> torch.Tensor:
@@ -81,6 +80,7 @@ class SparseLinear(PackedModule):
     """A linear layer whose weight is stored as kept values + bitmask; see the module docstring."""
 
     format_name = "sparse_bitmask"
+    fixed_dtype_buffers = ("scales", "zeros")  # fp16 by format
 
     def __init__(
         self,
@@ -248,6 +248,11 @@ class SparseLinear(PackedModule):
         codes[mask] = values
         return dequantize_codes(codes, self.scales, self.zeros, self.group_size, self.bits, dtype or torch.float32)
 
+    def kernel_for(self, rows: int) -> str:
+        """'cuda-semi-structured' (2:4 fp16/bf16 on CUDA) or 'decompress-gemm' (dense weight rebuilt per call)."""
+        cuda = self.bitmask.is_cuda and self.layout == "sparse-24-bitmask" and self.bits is None
+        return "cuda-semi-structured" if cuda else "decompress-gemm"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         if x.is_cuda and self.layout == "sparse-24-bitmask" and self.bits is None and x.dtype in (torch.float16, torch.bfloat16):
@@ -266,13 +271,4 @@ class SparseLinear(PackedModule):
 
     def _apply(self, fn, recurse=True):
         self._semi_structured = None
-        fixed = {name: self._buffers[name] for name in _FIXED_DTYPE_BUFFERS if self._buffers.get(name) is not None}
-        for name in fixed:
-            self._buffers[name] = None
-        try:
-            super()._apply(fn, recurse)
-        finally:
-            for name, tensor in fixed.items():
-                device = fn(torch.empty(0, dtype=tensor.dtype, device=tensor.device)).device
-                self._buffers[name] = torch.empty_like(tensor, device=device) if tensor.is_meta else tensor.to(device)
-        return self
+        return super()._apply(fn, recurse)

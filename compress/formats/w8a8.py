@@ -118,6 +118,10 @@ class Int8Linear(PackedModule):
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return (self.codes().float() * self.weight_scale[:, None]).to(dtype)
 
+    def kernel_for(self, rows: int) -> str:
+        """The int8 GEMM a forward on `rows` token rows runs: the same at every size."""
+        return self.kernel_name()
+
     def kernel_name(self) -> str:
         """The int8 GEMM this layer runs on its device: 'fbgemm' or 'int_mm'."""
         return "fbgemm" if self.weight_scale.is_cpu and fbgemm_available() and not self._prepack_refused else "int_mm"

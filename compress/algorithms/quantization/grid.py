@@ -115,7 +115,7 @@ def pack(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, *, bits
 
 def quantizable_linears(model, targets: list[str], ignore: list[str], pass_name: str) -> list:
     """The linear layers a weight quantizer selects; a head tied to the input embeddings is refused
-    (quantizing it would store the embedding twice)."""
+    (quantizing it would store the embedding twice; rtn's `head` setting packs the pair as one table)."""
     from compress.core.targets import select_linears
     from compress.errors import UserError
 
@@ -126,6 +126,7 @@ def quantizable_linears(model, targets: list[str], ignore: list[str], pass_name:
         if module is head and inputs is not None and getattr(head, "weight", None) is getattr(inputs, "weight", None):
             raise UserError(
                 f"{pass_name}: targets select {name!r}, whose weight is tied to the input embeddings; quantizing it would "
-                "duplicate the embedding. Remove it from targets, or untie the embeddings first"
+                "duplicate the embedding. Remove it from targets"
+                + (" and use rtn's `head:` setting (one packed table serves both)" if pass_name == "rtn" else ", or untie the embeddings first")
             )
     return selected
