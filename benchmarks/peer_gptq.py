@@ -74,6 +74,15 @@ def peer_worker(args) -> None:
     Path(args.out).write_text(json.dumps({"seconds": seconds, "nll": mean_nll(model, windows), "actorder": "static (llm-compressor default)"}))
 
 
+def save_placeholder_tokenizer(folder: Path) -> None:
+    """The calibration ids are given directly, but llm-compressor's oneshot refuses a dataset without a
+    processor in the model folder: write a one-word tokenizer that is never used to encode anything."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>")), unk_token="<unk>").save_pretrained(folder)
+
+
 def ensure_venv() -> Path:
     python = VENV / "bin" / "python"
     if python.exists() and subprocess.run([str(python), "-c", "import llmcompressor"], capture_output=True, check=False).returncode == 0:
@@ -179,6 +188,7 @@ def main() -> int:
             torch.manual_seed(0)
             config = transformers.LlamaConfig(**{**SMOLLM2_135M, "num_hidden_layers": args.layers_135m})
             random_dir = compress.save(transformers.AutoModelForCausalLM.from_config(config).eval(), work / "smollm2-135m-shape-random")
+            save_placeholder_tokenizer(random_dir)
             generator = torch.Generator().manual_seed(0)
             calibration = torch.randint(0, config.vocab_size, (args.samples_135m, 512), generator=generator)
             windows = torch.randint(0, config.vocab_size, (16, 512), generator=generator)
