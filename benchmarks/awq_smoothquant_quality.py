@@ -99,7 +99,7 @@ def run_model(path: str, args) -> dict:
     results["awq"], results["smoothquant"] = [], []
     for seed in args.seeds:
         calibration = calibration_batches(tokenizer, n_samples=args.samples, seq_len=seq_len, seed=seed)
-        results["awq"].append(score(f"awq-w{args.bits}-g{args.group_size} seed {seed}", [AWQConfig(**quant, clip=args.clip)], calibration))
+        results["awq"].append(score(f"awq-w{args.bits}-g{args.group_size} seed {seed}", [AWQConfig(**quant, clip=args.clip, clip_tokens=args.clip_tokens)], calibration))
         if not args.no_smoothquant:
             results["smoothquant"].append(score(f"smoothquant-a{args.alpha} seed {seed}", [SmoothQuantConfig(alpha=args.alpha)], calibration))
     for kind in args.bnb:
@@ -142,6 +142,7 @@ def main() -> int:
     parser.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength (default 0.5).")
     parser.add_argument("--no-smoothquant", action="store_true", help="Score only dense, rtn, awq (and --bnb kinds).")
     parser.add_argument("--clip", choices=["search", "none"], default="search", help="AWQ's clipping search (default: search).")
+    parser.add_argument("--clip-tokens", type=int, default=512, help="Calibration tokens per layer for AWQ's clipping search (default 512, as llm-awq).")
     parser.add_argument("--bnb", nargs="*", default=["nf4", "int8"], help="bitsandbytes kinds to score (default nf4 int8).")
     parser.add_argument("--max-eval-tokens", type=int, default=65536, help="Test-play tokens scored (default 65536).")
     parser.add_argument("--quick", action="store_true", help="Smoke test: one seed, 16 samples, 4096 eval tokens.")
