@@ -36,6 +36,7 @@ NEEDS = frozenset({"calibration", "teacher", "train_data"})
 BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
+    "mixed": "compress.algorithms.quantization.mixed",
     "magnitude": "compress.algorithms.pruning.magnitude",
     "awq": "compress.algorithms.quantization.awq",
     "smoothquant": "compress.algorithms.quantization.smoothquant",
