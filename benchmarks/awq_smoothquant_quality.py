@@ -10,6 +10,7 @@ plays, so nothing is scored on text it was calibrated on.
     SCALECOMPRESS_CACHE=/work/cache python benchmarks/awq_smoothquant_quality.py       # pocket-d128-l4 + pocket-gpt2-d128-l4
     python benchmarks/awq_smoothquant_quality.py --model path/to/checkpoint --seeds 0 1 2
     python benchmarks/awq_smoothquant_quality.py --model path --quick                     # smoke test: 1 seed, few tokens
+    python benchmarks/awq_smoothquant_quality.py --model path --no-smoothquant --bnb      # only dense, rtn and awq
 
 Without --model it uses the trained pocket ladders' largest members from the cache
 (`scalecompress ladder train pocket` / `pocket-gpt2` build them). Prints a Markdown table;
@@ -98,8 +99,9 @@ def run_model(path: str, args) -> dict:
     results["awq"], results["smoothquant"] = [], []
     for seed in args.seeds:
         calibration = calibration_batches(tokenizer, n_samples=args.samples, seq_len=seq_len, seed=seed)
-        results["awq"].append(score(f"awq-w{args.bits}-g{args.group_size} seed {seed}", [AWQConfig(**quant)], calibration))
-        results["smoothquant"].append(score(f"smoothquant-a{args.alpha} seed {seed}", [SmoothQuantConfig(alpha=args.alpha)], calibration))
+        results["awq"].append(score(f"awq-w{args.bits}-g{args.group_size} seed {seed}", [AWQConfig(**quant, clip=args.clip, clip_tokens=args.clip_tokens)], calibration))
+        if not args.no_smoothquant:
+            results["smoothquant"].append(score(f"smoothquant-a{args.alpha} seed {seed}", [SmoothQuantConfig(alpha=args.alpha)], calibration))
     for kind in args.bnb:
         results[f"bnb-{kind}"] = score(f"bnb-{kind}", [BnbConfig(kind=kind)])
     results["compress_seconds"] = timings
@@ -114,9 +116,11 @@ def summarize(result: dict, args) -> list[list[str]]:
     mean, half = interval([value - result["rtn"] for value in result["awq"]])
     result["awq_minus_rtn"] = {"mean": mean, "ci95": half}
     result["awq_increase_over_rtn_increase"] = statistics.fmean(awq_increase) / rtn_increase if rtn_increase else None
-    rows.append([f"awq w{args.bits} g{args.group_size} ({len(awq_increase)} seeds)", f"{statistics.fmean(result['awq']):.4f}", f"{statistics.fmean(awq_increase):+.4f}",
+    rows.append([f"awq w{args.bits} g{args.group_size} clip {args.clip} ({len(awq_increase)} seeds: {', '.join(f'{v:.4f}' for v in result['awq'])})", f"{statistics.fmean(result['awq']):.4f}", f"{statistics.fmean(awq_increase):+.4f}",
                  f"AWQ − RTN {mean:+.4f} ± {half:.4f}; increase {result['awq_increase_over_rtn_increase']:.2f}× RTN's"])
     relative = [value / dense - 1 for value in result["smoothquant"]]
+    if not relative:
+        return rows + [[f"bnb {kind}", f"{result[f'bnb-{kind}']:.4f}", f"{result[f'bnb-{kind}'] - dense:+.4f}", f"{result[f'bnb-{kind}'] / dense - 1:+.2%} over dense"] for kind in args.bnb]
     mean, half = interval(relative)
     result["smoothquant_relative_increase"] = {"mean": mean, "ci95": half}
     rows.append([f"smoothquant a{args.alpha} W8A8 ({len(relative)} seeds)", f"{statistics.fmean(result['smoothquant']):.4f}",
@@ -136,6 +140,9 @@ def main() -> int:
     parser.add_argument("--bits", type=int, default=3, help="Weight bits for rtn and awq (default 3).")
     parser.add_argument("--group-size", type=int, default=128, help="Group size for rtn and awq (default 128).")
     parser.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength (default 0.5).")
+    parser.add_argument("--no-smoothquant", action="store_true", help="Score only dense, rtn, awq (and --bnb kinds).")
+    parser.add_argument("--clip", choices=["search", "none"], default="search", help="AWQ's clipping search (default: search).")
+    parser.add_argument("--clip-tokens", type=int, default=512, help="Calibration tokens per layer for AWQ's clipping search (default 512, as llm-awq).")
     parser.add_argument("--bnb", nargs="*", default=["nf4", "int8"], help="bitsandbytes kinds to score (default nf4 int8).")
     parser.add_argument("--max-eval-tokens", type=int, default=65536, help="Test-play tokens scored (default 65536).")
     parser.add_argument("--quick", action="store_true", help="Smoke test: one seed, 16 samples, 4096 eval tokens.")

@@ -10,6 +10,7 @@ on the largest pocket member of the LLaMA ladder and of the GPT-2 ladder.
 
     SCALECOMPRESS_CACHE=/work/cache python benchmarks/quality_quant.py          # both pocket ladders' largest cached members
     python benchmarks/quality_quant.py --model PATH [--model PATH2]            # any local checkpoints
+    python benchmarks/quality_quant.py --setting 4:128 --act-order off         # one setting, one row
 
 Prints one JSON object (stdout) and Markdown rows for benchmarks/RESULTS.md (stderr).
 Exit code 1 when an acceptance bound is crossed.
@@ -71,7 +72,10 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=128)
     parser.add_argument("--seq-len", type=int, default=512, help="capped at the model's max positions")
     parser.add_argument("--act-order", choices=["off", "on", "both"], default="both", help="GPTQ act_order (static groups): off, on, or both (two rows)")
+    parser.add_argument("--setting", action="append", choices=[f"{b}:{g}" for b, g, _ in SETTINGS],
+                        help="only these bits:group settings (repeatable; default all: 3:64 and 4:128)")
     args = parser.parse_args()
+    settings = [s for s in SETTINGS if not args.setting or f"{s[0]}:{s[1]}" in args.setting]
     text = load_eval_text("plays:test")
     results, ok = [], True
     for path in args.model or default_models():
@@ -86,7 +90,7 @@ def main() -> int:
         dense = bits_per_byte(model)
         entry = {"model": path, "architecture": info.architecture, "non_embedding_params": info.non_embedding_params, "dense_bits_per_byte": dense,
                  "calibration": f"{args.samples}x{seq_len} tokens of plays:train, seeds 0..{args.seeds - 1}", "settings": []}
-        for bits, group, bound in SETTINGS:
+        for bits, group, bound in settings:
             rtn_model, _ = compress.apply(copy.deepcopy(model), [RTNConfig(bits=bits, group_size=group)], progress=False)
             rtn_increase = bits_per_byte(rtn_model) - dense
             for act_order in {"off": [False], "on": [True], "both": [False, True]}[args.act_order]:

@@ -28,8 +28,19 @@ LINEAR_CLASSES = ("Linear", "Conv1D")
 
 
 def is_linear(module: nn.Module) -> bool:
-    """nn.Linear or GPT-2's Conv1D (same maths, weight stored transposed)."""
+    """nn.Linear or GPT-2's Conv1D (same maths, weight stored transposed) holding dense weights.
+
+    bitsandbytes layers subclass nn.Linear but hold packed codes: they are compressed layers,
+    never selected again.
+    """
+    if is_packed(module):
+        return False
     return type(module).__name__ in LINEAR_CLASSES or isinstance(module, nn.Linear)
+
+
+def is_packed(module: nn.Module) -> bool:
+    """A compressed layer: one of ours (it names its format) or a bitsandbytes layer."""
+    return hasattr(module, "format_name") or type(module).__module__.startswith("bitsandbytes")
 
 
 def check_pattern(entry: str) -> None:
@@ -98,7 +109,7 @@ def describe_selection(model: nn.Module, targets: list[str], ignore: list[str] |
     """
     matched = list(select_modules(model, targets, []))
     kept = list(select_modules(model, targets, ignore))
-    packed = sorted({type(m).__name__ for _, m in model.named_modules() if hasattr(m, "format_name")})
+    packed = sorted({type(m).__name__ for _, m in model.named_modules() if is_packed(m)})
     text = f"targets {targets} matched no module"
     if matched:
         examples = ", ".join(f"{n} ({type(m).__name__})" for n, m in matched[:3])

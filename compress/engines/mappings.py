@@ -5,7 +5,9 @@ AWQ and SmoothQuant both multiply the input channels of a group of linears by `s
 the output of whatever produced those channels by `s`. That is free at inference only when
 the producer is a norm (scale its weight and bias) or a linear (scale its output rows), with
 nothing non-linear in between: LLaMA's `input_layernorm -> q/k/v`, `v_proj -> o_proj`
-(attention is linear in V), `up_proj -> down_proj` (SiLU(gate) * up is linear in up).
+(attention is linear in V), `up_proj -> down_proj` (SiLU(gate) * up is linear in up). A fused
+producer contributes only the rows that feed the group: GPT-2's `c_attn` emits q | k | v, and
+only its value third feeds `attn.c_proj`.
 
     >>> import transformers
     >>> config = transformers.LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
@@ -17,7 +19,7 @@ nothing non-linear in between: LLaMA's `input_layernorm -> q/k/v`, `v_proj -> o_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -32,6 +34,7 @@ class Mapping:
 
     smooth: str
     balance: tuple[str, ...]
+    rows: str | None = None  # which outputs of a linear `smooth` feed `balance`: None = all; "last_third" = v of a fused q | k | v
 
 
 @dataclass
@@ -42,6 +45,7 @@ class ResolvedMapping:
     balance: tuple[str, ...]
     smooth_module: nn.Module
     balance_modules: tuple[nn.Module, ...]
+    rows: slice = field(default_factory=lambda: slice(None))  # the producer's outputs that are the balance linears' inputs
 
     @property
     def channels(self) -> int:
@@ -66,6 +70,7 @@ _OPT = (
 )
 _GPT2 = (  # Conv1D layers: weight is (in, out)
     Mapping("ln_1", ("attn.c_attn",)),
+    Mapping("attn.c_attn", ("attn.c_proj",), rows="last_third"),  # v -> attention output, as LLaMA's v -> o
     Mapping("ln_2", ("mlp.c_fc",)),
 )
 _GPT_NEOX = (  # also exact with Pythia's parallel residual: each norm feeds only its branch
@@ -109,9 +114,12 @@ def block_mappings(block: nn.Module, *, pass_name: str = "awq") -> list[Resolved
         balance = tuple(block.get_submodule(name) for name in mapping.balance)
         channels = {_in_features(module) for module in balance}
         produced = _out_features(smooth) if _is_linear(smooth) else smooth.weight.shape[0]
+        rows = slice(None)
+        if mapping.rows == "last_third":
+            rows, produced = slice(2 * produced // 3, produced), produced // 3
         if len(channels) != 1 or produced not in channels:
             continue
-        resolved.append(ResolvedMapping(mapping.smooth, mapping.balance, smooth, balance))
+        resolved.append(ResolvedMapping(mapping.smooth, mapping.balance, smooth, balance, rows))
     return resolved
 
 
@@ -119,7 +127,8 @@ def block_mappings(block: nn.Module, *, pass_name: str = "awq") -> list[Resolved
 def fold_scales(mapping: ResolvedMapping, scales: torch.Tensor) -> None:
     """Divide what `mapping.smooth` produces by `scales` and multiply the inputs of its linears.
 
-    For a norm: weight (and bias) / s. For a linear producer: its output rows (and bias) / s.
+    For a norm: weight (and bias) / s. For a linear producer: its output rows (and bias) / s,
+    only those in `mapping.rows` for a fused producer.
     For each balance linear: input column j * s_j. The block's function is unchanged.
     """
     scales = scales.detach().to(torch.float64)
@@ -127,7 +136,7 @@ def fold_scales(mapping: ResolvedMapping, scales: torch.Tensor) -> None:
         raise ValueError(f"fold_scales: need {mapping.channels} positive scales, got shape {tuple(scales.shape)}")
     smooth = mapping.smooth_module
     if _is_linear(smooth):
-        _scale_output(smooth, 1.0 / scales)
+        _scale_output(smooth, 1.0 / scales, mapping.rows)
     else:
         smooth.weight.copy_((smooth.weight.double() / scales).to(smooth.weight.dtype))
         if getattr(smooth, "bias", None) is not None:
@@ -153,8 +162,9 @@ def _scale_input(module: nn.Module, scales: torch.Tensor) -> None:
     weight.copy_((weight.double() * scales[None, :]).to(weight.dtype))
 
 
-def _scale_output(module: nn.Module, scales: torch.Tensor) -> None:
-    weight = weight_matrix(module)
+def _scale_output(module: nn.Module, scales: torch.Tensor, rows: slice = slice(None)) -> None:
+    weight = weight_matrix(module)[rows]  # a view: writes go through
     weight.copy_((weight.double() * scales[:, None]).to(weight.dtype))
     if module.bias is not None:
-        module.bias.copy_((module.bias.double() * scales).to(module.bias.dtype))
+        bias = module.bias[rows]
+        bias.copy_((bias.double() * scales).to(bias.dtype))

@@ -95,3 +95,17 @@ def test_fold_rejects_non_positive_scales():
     mapping = block_mappings(_blocks(_model("gpt2"))[0])[0]
     with pytest.raises(ValueError, match="positive"):
         fold_scales(mapping, torch.zeros(mapping.channels))
+
+
+def test_gpt2_maps_the_value_third_of_c_attn_to_attn_c_proj():
+    """GPT-2's fused c_attn emits q | k | v; attention is linear in v, so v's rows -> c_proj (as LLaMA's v -> o)."""
+    block = _blocks(_model("gpt2"))[0]
+    mapping = {m.smooth: m for m in block_mappings(block)}["attn.c_attn"]
+    assert mapping.balance == ("attn.c_proj",) and mapping.channels == 32
+    q_k = block.attn.c_attn.weight[:, :64].clone()  # Conv1D: (in, out); out = q | k | v
+    v, bias = block.attn.c_attn.weight[:, 64:].clone(), block.attn.c_attn.bias[64:].clone()
+    scales = torch.linspace(0.5, 2.0, 32, dtype=torch.float64)
+    fold_scales(mapping, scales)
+    torch.testing.assert_close(block.attn.c_attn.weight[:, :64], q_k, rtol=0, atol=0)
+    torch.testing.assert_close(block.attn.c_attn.weight[:, 64:], v / scales)
+    torch.testing.assert_close(block.attn.c_attn.bias[64:], bias / scales)

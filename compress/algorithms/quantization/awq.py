@@ -86,11 +86,14 @@ class AWQ:
     def observe(self, name, module, inputs, stats) -> None:
         stats.input_abs(name, inputs.shape[1]).add(inputs)
         self.observed.add(name)
-        kept = self.samples.setdefault(name, [])
-        room = self.config.clip_tokens - sum(len(x) for x in kept)
-        if room > 0 and self.config.clip == "search":
-            step = max(1, len(inputs) // room)
-            kept.append(inputs[::step][:room].clone())
+        if self.config.clip == "search" and not name.endswith(_NO_CLIP):  # up to clip_tokens rows of every batch
+            step = max(1, len(inputs) // self.config.clip_tokens)
+            self.samples.setdefault(name, []).append(inputs[::step][: self.config.clip_tokens].clone())
+
+    def clip_inputs(self, name: str) -> torch.Tensor:
+        """`clip_tokens` rows taken with one stride over all calibration tokens (llm-awq's auto_clip sampling)."""
+        rows = torch.cat(self.samples[name])
+        return rows[:: max(1, len(rows) // self.config.clip_tokens)][: self.config.clip_tokens]
 
     def compress_block(self, block, block_name, stats, run_block) -> None:
         reference = run_block(block)
@@ -116,12 +119,13 @@ class AWQ:
             self.alpha[key] = alpha
             self.gain[key] = round(min(losses) / losses[0], 4) if losses[0] > 0 else 1.0
             for name in names:
-                self.samples[name] = [x / scales for x in self.samples.get(name, [])]
+                if name in self.samples:
+                    self.samples[name] = [x / scales for x in self.samples[name]]
         if self.config.clip == "search":
             for name in sorted(observed):
                 if not name.endswith(_NO_CLIP) and self.samples.get(name):
                     weight = weight_matrix(block.get_submodule(name[len(block_name) + 1 :]))
-                    thresholds = search_clip(weight.detach(), torch.cat(self.samples[name]), self._quantize, self.config.group_size)
+                    thresholds = search_clip(weight.detach(), self.clip_inputs(name), self._quantize, self.config.group_size)
                     apply_clip(weight, thresholds, self.config.group_size)
         for name in observed:
             self.samples.pop(name, None)

@@ -24,9 +24,10 @@ from typing import ClassVar, Literal
 from pydantic import Field
 from torch import nn
 
+from compress.algorithms.quantization.grid import quantizable_linears
 from compress.core.config import PassConfig
 from compress.core.registry import register_pass
-from compress.core.targets import is_linear, select_linears
+from compress.core.targets import is_linear
 from compress.errors import UserError
 from compress.formats.base import PackedModule
 from compress.formats.bnb import is_bnb_linear, quantization_config, to_bnb_linear
@@ -52,7 +53,7 @@ def plan_bnb(model: nn.Module, config: BnbConfig) -> list[tuple[str, int, int]]:
     from compress.formats.dense import module_bytes, weight_matrix
 
     rows = []
-    for name, module in select_linears(model, config.targets, config.ignore):
+    for name, module in quantizable_linears(model, config.targets, config.ignore, "bnb"):
         out_features, in_features = weight_matrix(module).shape
         bias = getattr(module, "bias", None)
         bias_bytes = bias.numel() * bias.element_size() if bias is not None else 0
@@ -83,11 +84,11 @@ class Bnb:
         config = self.config
         if any(isinstance(m, PackedModule) or is_bnb_linear(m) for m in model.modules()):
             raise UserError("bnb: the model already holds quantized layers; bnb must be its only quantization pass (its checkpoint is transformers' bitsandbytes format)")
-        for name, module in select_linears(model, config.targets, config.ignore):
+        for name, module in quantizable_linears(model, config.targets, config.ignore, "bnb"):
             model.set_submodule(name, to_bnb_linear(module, kind=config.kind, double_quant=config.double_quant, compute_dtype=config.compute_dtype, threshold=config.threshold))
             self.converted.append(name)
         if self.converted and getattr(model, "config", None) is not None:
-            dense = [name for name, module in model.named_modules() if name and is_linear(module) and not is_bnb_linear(module)]
+            dense = [name for name, module in model.named_modules() if name and is_linear(module)]
             model.config.quantization_config = quantization_config(
                 kind=config.kind, double_quant=config.double_quant, compute_dtype=config.compute_dtype, threshold=config.threshold, skip=dense
             )

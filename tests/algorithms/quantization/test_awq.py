@@ -83,3 +83,17 @@ def test_awq_names_the_supported_architectures_for_others():
     model = transformers.AutoModelForCausalLM.from_config(config).eval()
     with pytest.raises(UserError, match="GPTJBlock.*supported architectures: gpt2"):
         compress.apply(model, [AWQConfig(group_size=32)], data=torch.randint(0, 64, (2, 16)), progress=False)
+
+
+def test_clip_search_draws_its_tokens_from_every_calibration_batch():
+    """llm-awq's auto_clip takes its 512 tokens with a stride over all calibration tokens, not from the first batch."""
+    from compress.algorithms.quantization.awq import AWQ
+    from compress.engines.stats import Stats
+
+    awq, stats = AWQ(AWQConfig(bits=3, group_size=32, clip_tokens=64)), Stats()
+    for batch in range(4):
+        awq.observe("layers.0.mlp.down_proj", None, torch.full((64, 8), float(batch)), stats)
+        awq.observe("layers.0.self_attn.q_proj", None, torch.full((64, 8), float(batch)), stats)  # never clipped: nothing kept
+    rows = awq.clip_inputs("layers.0.mlp.down_proj")
+    assert rows.shape == (64, 8) and set(rows[:, 0].tolist()) == {0.0, 1.0, 2.0, 3.0}
+    assert "layers.0.self_attn.q_proj" not in awq.samples

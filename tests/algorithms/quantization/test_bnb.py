@@ -71,3 +71,26 @@ def test_bnb_refuses_a_model_already_quantized():
     model, _ = compress.apply(tiny_llama(), [RTNConfig(bits=4, group_size=32)], progress=False)
     with pytest.raises(UserError, match="only quantization pass"):
         compress.apply(model, [BnbConfig()], progress=False)
+
+
+@pytest.mark.parametrize("build", [tiny_llama, tiny_gpt2])
+def test_bnb_refuses_a_tied_head_like_rtn(build):
+    model = build()  # tied embeddings: quantizing lm_head would store the embedding twice
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    for config in (RTNConfig(targets=["Linear", "lm_head"]), BnbConfig(targets=["Linear", "lm_head"])):
+        with pytest.raises(UserError, match="tied to the input embeddings"):
+            compress.apply(build(), [config], progress=False)
+
+
+def test_layers_already_in_bitsandbytes_are_not_selected_again():
+    from compress.core.targets import select_linears
+
+    model, _ = compress.apply(tiny_llama(), [BnbConfig(kind="int8", targets=["mlp"])], progress=False)
+    names = [name for name, _ in select_linears(model, ["Linear"])]
+    assert names and not any(".mlp." in name for name in names)  # the bnb layers are packed, not dense linears
+    before = {k: v.clone() for k, v in model.state_dict().items() if ".mlp." in k}
+    model, [report] = compress.apply(model, [RTNConfig(bits=4, group_size=32, targets=["self_attn"])], progress=False)
+    assert all(".mlp." not in name for name in report.modules)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    with pytest.raises(UserError, match="no module|none of them|already holds"):
+        compress.apply(model, [RTNConfig(bits=4, group_size=32, targets=["mlp"])], progress=False)
