@@ -26,7 +26,7 @@ from compress.errors import ModelLoadError
 from compress.formats.base import build_packed
 from compress.saving import MANIFEST_NAME, WEIGHTS_NAME
 
-ROWS_PER_STEP = 64  # rows of a layer unpacked at once from the compressed-tensors layout (a multiple of 8)
+ROWS_PER_STEP = 64  # rows of a layer unpacked at once from the compressed-tensors layout (a multiple of 32 // bits)
 
 
 def load_packed(path: Path, config, model_class, manifest: dict, dtype: torch.dtype | None, trust_remote_code: bool) -> nn.Module:
@@ -117,25 +117,27 @@ def retie(model: nn.Module, aliases: dict[str, str]) -> None:
             owner._buffers[attribute] = tensor
 
 
-def _restore_in_rows(state: dict, manifest: dict, name: str, spec: dict, rows: int = ROWS_PER_STEP) -> None:
+def _restore_in_rows(state: dict, manifest: dict, name: str, spec: dict, rows: int | None = None) -> None:
     """The native tensors of one layer saved in the compressed-tensors layout, unpacked `rows`
     output rows at a time into tensors allocated once: unpacking widens codes to 32-bit
     integers, which for a whole output head would be several times the layer's stored bytes."""
     from compress.export.native import LAYOUT_CT, restore_layout  # issue 11: the layout save writes
 
+    rows = rows or ROWS_PER_STEP
     out_features = int(spec.get("out_features", 0))
     if manifest.get("layout") != LAYOUT_CT or f"{name}.weight_packed" not in state or out_features <= rows:
         restore_layout(state, {**manifest, "modules": {name: spec}})
         return
     packed, scale = state.pop(f"{name}.weight_packed"), state.pop(f"{name}.weight_scale")
-    zero_point = state.pop(f"{name}.weight_zero_point", None)  # packed along the rows: 8 rows align every width
+    zero_point = state.pop(f"{name}.weight_zero_point", None)  # packed along the rows, 32 // bits per int32
+    per_word = 32 // int(spec["bits"])
     state.pop(f"{name}.weight_shape", None)
     filled: dict[str, torch.Tensor] = {}
     for start in range(0, out_features, rows):
         stop = min(out_features, start + rows)
         part = {f"{name}.weight_packed": packed[start:stop], f"{name}.weight_scale": scale[start:stop]}
         if zero_point is not None:
-            part[f"{name}.weight_zero_point"] = zero_point[start // 8: -(-stop // 8)]
+            part[f"{name}.weight_zero_point"] = zero_point[start // per_word: -(-stop // per_word)]
         restore_layout(part, {**manifest, "modules": {name: {**spec, "out_features": stop - start}}})
         for key, tensor in part.items():
             if key not in filled:

@@ -115,3 +115,16 @@ def test_packed_load_names_a_tensor_of_the_wrong_shape(tmp_path):
     save_file(tensors, str(out / WEIGHTS_NAME))
     with pytest.raises(ModelLoadError, match=r"wrong shape 1 \(model\.norm\.weight"):
         compress.load(out)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_layers_unpacked_a_few_rows_at_a_time_equal_the_saved_ones(tmp_path, monkeypatch, bits):
+    import compress.packed_load
+
+    monkeypatch.setattr(compress.packed_load, "ROWS_PER_STEP", 16)  # every layer of the tiny model in several steps
+    model = tiny_llama()
+    model, _ = compress.apply(model, RTNConfig(bits=bits, group_size=None), progress=False)
+    out = compress.save(model, tmp_path / "m")
+    loaded, _, _ = compress.load(out)
+    ids = torch.randint(0, 128, (1, 9))
+    torch.testing.assert_close(_logits(loaded, ids), _logits(model, ids), rtol=0, atol=0)
