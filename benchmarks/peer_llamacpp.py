@@ -43,7 +43,7 @@ def ensure_venv() -> Path:
     print(f"building {PEER} in {VENV} (compiles llama.cpp; this takes a while)", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "numpy"], check=True)
-    env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2), "CMAKE_ARGS": "-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF"}
+    env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2), "CMAKE_ARGS": "-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF"}
     subprocess.run([str(python), "-m", "pip", "install", PEER], check=True, env=env)
     return python
 
@@ -119,12 +119,17 @@ def measure(name, model, tokenizer, python: Path, args, folder: Path) -> list[di
     new_tokens = min(args.new_tokens, model.config.max_position_embeddings - len(prompt) - 1)
     rows = []
     files = {}
+    log = lambda what: print(f"[{time.strftime('%H:%M:%S')}] {name}: {what}", file=sys.stderr, flush=True)  # noqa: E731
+    log("exporting GGUF F16 / Q8_0 / Q4_0")
     for qtype in ("F16", "Q8_0", "Q4_0"):
         files[f"llama.cpp {qtype}"] = compress.export(model, "gguf", folder / f"{name}-{qtype}.gguf", tokenizer=tokenizer, gguf_type=qtype)["path"]
+    log("ours fp32")
     rows.append({"name": "ours fp32", "perplexity": torch_perplexity(model, windows), "decode_tokens_per_s": torch_decode(model, prompt, new_tokens, args.repeats)})
+    log("ours rtn-w4-g32")
     quantized, _ = compress.apply(model, [RTNConfig(bits=4, group_size=32)], progress=False)
     rows.append({"name": "ours rtn-w4-g32", "perplexity": torch_perplexity(quantized, windows), "decode_tokens_per_s": torch_decode(quantized, prompt, new_tokens, args.repeats)})
     files["llama.cpp Q4_1 (our rtn codes)"] = compress.export(quantized, "gguf", folder / f"{name}-rtn-Q4_1.gguf", tokenizer=tokenizer)["path"]
+    log("llama.cpp (peer venv)")
     job = folder / f"{name}-job.json"
     job.write_text(json.dumps({"models": files, "windows": windows, "prompt": prompt, "new_tokens": new_tokens, "threads": args.threads, "repeats": args.repeats}))
     done = subprocess.run([str(python), str(ROOT / "peer_llamacpp_worker.py"), str(job)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
@@ -155,18 +160,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     python = ensure_venv()
     before = machine()
-    rows = []
+    started = time.perf_counter()
+    rows: list[dict] = []
+    print("| model | runtime / weights | decode tok/s | vs ours fp32 | perplexity | vs ours fp32 |\n|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        rows += measure(*pocket_member(args.member), python, args, Path(folder))
-        if not args.skip_random:
-            rows += measure(*random_135m(), python, args, Path(folder))
-    document = {"command": " ".join(sys.argv), "machine": before, "load_average_after": os.getloadavg(), "threads": args.threads, "rows": rows}
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print("| model | runtime / weights | decode tok/s | vs ours fp32 | perplexity | vs ours fp32 |\n|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['model']} | {row['name']} | {row['decode_tokens_per_s']:.1f} | {row['decode_vs_ours_fp32']:.2f}x | {row['perplexity']:.3f} | {row['ppl_vs_ours_fp32']:.4f} |")
-    print(f"\nmachine: {before['cpu']} ({', '.join(before['simd'])}), {before['cores']} cores, threads={args.threads}, load average before {before['load_average']}, after {document['load_average_after']}")
-
+        for build in [lambda: pocket_member(args.member)] + ([] if args.skip_random else [random_135m]):
+            measured = measure(*build(), python, args, Path(folder))
+            rows += measured
+            for row in measured:  # each model's rows as soon as they exist; the JSON is rewritten too
+                print(f"| {row['model']} | {row['name']} | {row['decode_tokens_per_s']:.1f} | {row['decode_vs_ours_fp32']:.2f}x | {row['perplexity']:.3f} | {row['ppl_vs_ours_fp32']:.4f} |", flush=True)
+            document = {"command": " ".join(sys.argv), "machine": before, "load_average_after": os.getloadavg(), "threads": args.threads,
+                        "seconds": time.perf_counter() - started, "rows": rows}
+            args.out.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nmachine: {before['cpu']} ({', '.join(before['simd'])}), {before['cores']} cores, threads={args.threads}, "
+          f"load average before {before['load_average']}, after {document['load_average_after']}; {document['seconds']:.0f} s")
 
 if __name__ == "__main__":
     main()

@@ -62,12 +62,19 @@ def recommend_command(
     from compress.cli.table import print_table
 
     print(f"pick: {rec.pick['model']} {rec.pick['variant']} on {rec.pick['device']}")
+    if rec.better_pick.get("model") != rec.pick["model"] or rec.better_pick.get("variant") != rec.pick["variant"]:
+        print(f"better pick: {rec.better_pick['model']} {rec.better_pick['variant']} (dense, indistinguishable within noise)")
     print(f"why:  {rec.reason}\n")
     rows = [["pick" if i == 0 else str(i + 1), s["model"], s["variant"], s["device"], f"{s['metric_value']:.4g}",
              format_bytes(s["weight_bytes"]), _fmt(s["decode_ms_per_token"]),
              _fmt(s["energy_j_per_token"]) + (f" ({s['energy_source']})" if s.get("energy_source") else "")]
             for i, s in enumerate([rec.pick, *rec.runner_ups])]
     print_table(rows, ["rank", "model", "variant", "device", metric, "weights", "decode ms/tok", "J/token"])
+    print(f"\nEvery model size x method ({len(rec.options)}): its best configuration within the budget, else its cheapest; "
+          "'pick − this' is the paired 95% difference (> 0: the pick is better)")
+    from compress.scaling.advice import OPTION_HEADERS, option_cells
+
+    print_table([option_cells(o) for o in rec.options], [h.format(metric=metric) for h in OPTION_HEADERS])
 
 
 @app.command("report")

@@ -36,6 +36,7 @@ NEEDS = frozenset({"calibration", "teacher", "train_data"})
 BUILTIN_PASSES: dict[str, str] = {
     "rtn": "compress.algorithms.quantization.rtn",
     "gptq": "compress.algorithms.quantization.gptq",
+    "mixed": "compress.algorithms.quantization.mixed",
     "magnitude": "compress.algorithms.pruning.magnitude",
     "awq": "compress.algorithms.quantization.awq",
     "smoothquant": "compress.algorithms.quantization.smoothquant",
@@ -160,6 +161,19 @@ def _load_entry_points() -> None:
         _add(PassSpec(**{**spec.__dict__, "origin": origin}))
 
 
+def _register_builtin(name: str) -> None:
+    """Import a built-in pass's module; if it was imported before (its decorator already ran into
+    a registry that has since been replaced), register the spec its algorithm class carries."""
+    module = importlib.import_module(BUILTIN_PASSES[name])
+    if name in _REGISTRY:
+        return
+    for value in vars(module).values():
+        spec = getattr(value, "spec", None)
+        if isinstance(spec, PassSpec) and spec.name == name and spec.algorithm is value:
+            _add(spec)
+            return
+
+
 def pass_names() -> list[str]:
     """Every pass name known: built-ins and installed plugins."""
     _load_entry_points()
@@ -169,7 +183,7 @@ def pass_names() -> list[str]:
 def get_pass(name: str) -> PassSpec:
     """The pass registered under `name`; unknown names get a "did you mean" hint."""
     if name in BUILTIN_PASSES and name not in _REGISTRY:
-        importlib.import_module(BUILTIN_PASSES[name])
+        _register_builtin(name)
     if name not in _REGISTRY:
         _load_entry_points()
     if name not in _REGISTRY:

@@ -16,9 +16,10 @@ bit for bit. Layers are targeted by exact name, one config group per (bits, grou
 
 What it cannot hold, refused with one line: 2-, 3-, 5-7-bit codes (vLLM's kernels and older
 readers take 4 and 8 bits only), a ragged last group (the format's groups tile the row), and
-GPT-2 `Conv1D` layers (compressed-tensors quantizes `nn.Linear` only). Other packed layers
-(sparse formats) are written as dense weights: this compressed-tensors release no longer
-reads sparse layouts, and a dense copy is exact.
+GPT-2 `Conv1D` layers (compressed-tensors quantizes `nn.Linear` only). Pruned layers
+(`SparseLinear`) are copied in the package's `sparse-bitmask` / `sparse-24-bitmask` layouts
+with its `sparsity_config` (compress/export/ct_sparse.py says who reads them); pruned layers
+holding k-bit codes are refused.
 
 Asymmetric checkpoints carry `"dequantize": true` in their `quantization_config`: transformers
 (5.x with compressed-tensors 0.18-0.20) builds the zero-point parameter unpacked on its default
@@ -36,9 +37,11 @@ import torch
 from torch import nn
 
 from compress.errors import UserError
-from compress.export.common import dense_state_dict, model_dtype, original_types
+from compress.export import ct_sparse
+from compress.export.common import dense_state_dict, original_types
 from compress.formats.base import PackedModule
 from compress.formats.quantized_linear import QuantizedLinear
+from compress.formats.sparse_linear import SparseLinear
 
 FORMAT_NAME = "compressed-tensors"
 PACKED_BITS = (4, 8)
@@ -47,10 +50,16 @@ OTHER_FORMATS = "scalecompress's own checkpoint (compress.save), --format gguf o
 
 def refusal(model: nn.Module, types: dict[str, str] | None = None) -> str | None:
     """Why this model cannot be written exactly as compressed-tensors, or None when it can.
-    Sparse layers are fine (written dense, exact); W8A8 and other activation-quantized layers are not."""
+    Pruned layers are fine (a copy of their sparse layout) unless they hold k-bit codes; W8A8 and
+    other activation-quantized layers are not."""
     types = types if types is not None else original_types(model)
+    reason = ct_sparse.refusal(model, OTHER_FORMATS)
+    if reason:
+        return reason
     for name, module in model.named_modules():
-        if isinstance(module, PackedModule) and not isinstance(module, QuantizedLinear) and getattr(module, "format_name", "") != "sparse_bitmask":
+        if isinstance(module, SparseLinear):
+            continue
+        if isinstance(module, PackedModule) and not isinstance(module, QuantizedLinear):
             return (
                 f"layer {name!r} is {getattr(module, 'format_name', type(module).__name__)}; its compressed-tensors form (int-quantized activations) "
                 f"is not written by this version, and a dense copy would not compute like it. Use scalecompress's own checkpoint (compress.save)"
@@ -119,19 +128,20 @@ def quantization_config(model: nn.Module):
     return QuantizationConfig(config_groups=config_groups, format="pack-quantized", quantization_status="compressed")
 
 
-def state_dict(model: nn.Module, types: dict[str, str]) -> dict[str, torch.Tensor]:
-    """Every tensor of the exported checkpoint: packed layers in compressed-tensors' layout, other
-    packed layers (sparse) dense, everything else as the model holds it."""
+def state_dict(model: nn.Module, types: dict[str, str], sparse_layout: str | None = None) -> dict[str, torch.Tensor]:
+    """Every tensor of the exported checkpoint: quantized layers in `pack-quantized`, pruned layers
+    copied in `sparse_layout`, everything else as the model holds it."""
     state = dense_state_dict(model, types)
     for name, module in model.named_modules():
         if isinstance(module, QuantizedLinear):
-            for key in ("weight", "bias"):
-                state.pop(f"{name}.{key}", None)
-            state.update({f"{name}.{key}": tensor for key, tensor in layer_tensors(module).items()})
-    dtype = model_dtype(model)
-    for name, module in model.named_modules():  # sparse/other packed layers: dense in the model's dtype
-        if isinstance(module, PackedModule) and not isinstance(module, QuantizedLinear):
-            state[f"{name}.weight"] = state[f"{name}.weight"].to(dtype)
+            tensors = layer_tensors(module)
+        elif isinstance(module, SparseLinear):
+            tensors = ct_sparse.layer_tensors(module, sparse_layout)
+        else:
+            continue
+        for key in ("weight", "bias"):
+            state.pop(f"{name}.{key}", None)
+        state.update({f"{name}.{key}": tensor for key, tensor in tensors.items()})
     return state
 
 
@@ -160,21 +170,28 @@ def write(model: nn.Module, folder: Path, *, tokenizer: Any = None) -> dict[str,
     if reason:
         raise UserError(f"export: cannot write compressed-tensors: {reason}")
     config = quantization_config(model)
-    state = state_dict(model, types)
+    sparse = ct_sparse.sparse_layers(model)
+    sparse_layout = ct_sparse.export_layout(sparse)
+    state = state_dict(model, types, sparse_layout)
     if config is not None:
         validate(model, state, config)
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    write_config(model, folder, config)
+    write_config(model, folder, config, ct_sparse.sparsity_config(sparse, sparse_layout) if sparse else None)
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     layers = sum(len(s.targets) for s in config.config_groups.values()) if config is not None else 0
-    return {"quantized_layers": layers, "format": "pack-quantized" if config is not None else "dense", "validated_with": "compressed_tensors.PackedQuantizationCompressor"}
+    details = {"quantized_layers": layers, "format": "pack-quantized" if config is not None else "dense"}
+    if config is not None:
+        details["validated_with"] = "compressed_tensors.PackedQuantizationCompressor"
+    return details | ct_sparse.details(sparse, sparse_layout)
 
 
-def write_config(model: nn.Module, folder: Path, config) -> None:
-    """config.json (+ generation_config.json) with the package's `quantization_config`."""
+def write_config(model: nn.Module, folder: Path, config, sparsity: dict[str, Any] | None = None) -> None:
+    """config.json (+ generation_config.json) with the package's `quantization_config` and, for
+    pruned layers, the `sparsity_config` beside it (as compressed-tensors <= 0.14 wrote it)."""
     import json
 
+    import compressed_tensors
     from compressed_tensors.compressors.model_compressors import ModelCompressor
 
     hf_config = model.config
@@ -192,11 +209,17 @@ def write_config(model: nn.Module, folder: Path, config) -> None:
             generation_config.save_pretrained(folder)
         except ValueError:
             pass
-    if config is None:
+    if config is None and sparsity is None:
         return
-    ModelCompressor(quantization_config=config).update_config(str(folder))
-    if any(not scheme.weights.symmetric for scheme in config.config_groups.values()):
-        path = folder / "config.json"
-        document = json.loads(path.read_text())
-        document["quantization_config"]["dequantize"] = True  # see the module docstring
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    if config is not None:
+        ModelCompressor(quantization_config=config).update_config(str(folder))
+    path = folder / "config.json"
+    document = json.loads(path.read_text())
+    section = document.setdefault("quantization_config", {"quant_method": "compressed-tensors", "version": compressed_tensors.__version__, "transform_config": {}})
+    if config is not None and any(not scheme.weights.symmetric for scheme in config.config_groups.values()):
+        section["dequantize"] = True  # see the module docstring
+    if sparsity is not None:
+        section["sparsity_config"] = sparsity
+        del section["quant_method"]  # transformers 5.x must refuse, not load random weights: see ct_sparse
+        document["scalecompress_export"] = ct_sparse.READER_NOTE
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,8 @@ def bench_gguf(path: str | os.PathLike, *, text: str = "plays:test", max_eval_to
             f"bench: {path.name} is a GGUF file, measured through llama.cpp: install llama-cpp-python in this environment "
             "(pip install llama-cpp-python; it compiles llama.cpp), or run benchmarks/peer_llamacpp.py, which builds it in its own venv"
         ) from None
-    import numpy as np
-
     from compress.data.sources import load_text
+    from compress.export.llamacpp_eval import greedy_decode_seconds, window_nll
 
     threads = threads or os.cpu_count() or 1
     llm = Llama(model_path=str(path), n_ctx=window, n_batch=window, n_ubatch=window, n_threads=threads, n_threads_batch=threads, logits_all=True, verbose=False)
@@ -44,26 +42,14 @@ def bench_gguf(path: str | os.PathLike, *, text: str = "plays:test", max_eval_to
         chunk = ids[start : start + window]
         if len(chunk) < 2:
             break
-        llm.reset()
-        llm.eval(chunk)
-        scores = np.asarray(llm.scores[: len(chunk)], dtype=np.float64)
-        top = scores.max(axis=1, keepdims=True)
-        log_probs = scores - (top + np.log(np.exp(scores - top).sum(axis=1, keepdims=True)))
-        nll -= float(log_probs[np.arange(len(chunk) - 1), chunk[1:]].sum())
+        nll += window_nll(llm, chunk)
         scored += len(chunk) - 1
         scored_bytes += len(llm.detokenize(chunk[1:]))
     if not scored:
         raise UserError(f"bench: the evaluation text {text!r} gives fewer than 2 tokens")
     prompt = ids[:prompt_tokens]
-    llm.reset()
-    llm.eval(prompt)
-    token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
     steps = max(1, min(new_tokens, window - len(prompt) - 1))
-    started = time.perf_counter()
-    for _ in range(steps):
-        llm.eval([token])
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-    seconds = time.perf_counter() - started
+    seconds = greedy_decode_seconds(llm, prompt, steps)
     return {
         "model": path.stem,
         "variant": "gguf",

@@ -11,6 +11,7 @@ import importlib
 _CONFIGS = {
     "RTNConfig": "compress.algorithms.quantization.rtn",
     "GPTQConfig": "compress.algorithms.quantization.gptq",
+    "MixedConfig": "compress.algorithms.quantization.mixed",
     "MagnitudeConfig": "compress.algorithms.pruning.magnitude",
     "AWQConfig": "compress.algorithms.quantization.awq",
     "SmoothQuantConfig": "compress.algorithms.quantization.smoothquant",

@@ -3,7 +3,9 @@
 Dense and compressed records compete alike. A record is on the (metric, cost) Pareto set when no
 other record is at most as costly and at least as good with one of the two strictly better.
 `recommend` picks the best metric among records within every given limit, names runner-ups,
-the constraint that binds (the one whose relaxation alone would admit a better model) and why.
+the constraint that binds (the one whose relaxation alone would admit a better model) and why;
+`compress.scaling.advice` adds every (model size x method) option and says, with paired error
+bars, when a smaller dense model is the better pick.
 
     >>> rec = recommend(records, max_weight_bytes=parse_size("2MB"))  # doctest: +SKIP
     >>> rec.pick["model"], rec.binding  # doctest: +SKIP
@@ -17,6 +19,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.errors import ScaleCompressError, UserError
+from compress.scaling.advice import better_pick, dense_vs_compressed, label, options
 from compress.scaling.evidence import metric_ci, paired_vs
 from compress.scaling.fit import metric_spec
 from compress.units import format_bytes, is_number
@@ -71,7 +74,13 @@ class Recommendation(BaseModel):
     pick_ci: list[float] | None = Field(None, description="95% interval of the pick's metric.")
     dense_alternative: dict | None = Field(None, description="Best dense model within budget when the pick is "
                                            "compressed, with the paired margin of the pick over it.")
+    compressed_alternative: dict | None = Field(None, description="Best compressed configuration within budget when the pick "
+                                                "is dense, with the paired margin of the pick over it.")
+    better_pick: dict = Field(default_factory=dict, description="What to deploy: the pick, or the smaller dense model "
+                              "indistinguishable from it within noise (no compression step).")
     ties: list[dict] = Field(default_factory=list, description="Runner-ups indistinguishable from the pick (paired 95%).")
+    options: list[dict] = Field(default_factory=list, description="Every (model size x method) in the results: its best "
+                                "configuration within budget (else its cheapest), 95% interval, paired margin of the pick.")
 
     def to_dict(self) -> dict:
         return self.model_dump()
@@ -170,45 +179,30 @@ def recommend(records: list[dict], max_weight_bytes: float | None = None, max_de
                                                                     "limit": limits[name]}
                                                              for name in misses[id(closest)]}}
     reason = _reason(pick, better, blocked, binding, limits, metric, len(within), len(candidates))
-    dense_alternative, ties, extra = _with_noise(pick, within[1:1 + max(n_runner_ups, 5)], within, metric)
+    ties, tied = _ties(pick, within[1:1 + max(n_runner_ups, 5)], metric)
+    dense_alternative, compressed_alternative, versus = dense_vs_compressed(pick, within, metric)
+    fitting = {id(r) for r in within}
     return Recommendation(metric=metric, higher_is_better=spec.higher_is_better, budget=limits,
                           pick=summarize(pick, metric),
                           runner_ups=[summarize(r, metric) for r in within[1:1 + n_runner_ups]],
-                          binding=binding, blocked=blocked, reason=reason + extra, n_candidates=len(candidates),
+                          binding=binding, blocked=blocked, reason=reason + tied + versus, n_candidates=len(candidates),
                           n_within_budget=len(within), pick_ci=metric_ci(pick, metric),
-                          dense_alternative=dense_alternative, ties=ties)
+                          dense_alternative=dense_alternative, compressed_alternative=compressed_alternative,
+                          better_pick=better_pick(summarize(pick, metric), dense_alternative), ties=ties,
+                          options=options(candidates, lambda r: id(r) in fitting, pick, metric))
 
 
-def _with_noise(pick: dict, runner_ups: list[dict], within: list[dict], metric: str):
-    """The dense model to prefer when the pick's edge over it is noise, and runner-ups tied with the pick."""
+def _ties(pick: dict, runner_ups: list[dict], metric: str) -> tuple[list[dict], str]:
+    """Runner-ups indistinguishable from the pick (paired 95%), and the sentence saying so."""
     ties = []
     for other in runner_ups:
         test = paired_vs(pick, [(1.0, other)], metric)
         if test["indistinguishable"]:
             ties.append({**summarize(other, metric), "margin": test["margin"], "low": test["low"], "high": test["high"]})
-    extra = ""
-    if ties:
-        extra += (" Within noise (paired 95%), the pick ties with " +
+    if not ties:
+        return ties, ""
+    return ties, (" Within noise (paired 95%), the pick ties with " +
                   ", ".join(f"{label(t)} ({t['margin']:+.3g} [{t['low']:+.3g}, {t['high']:+.3g}])" for t in ties) + ".")
-    dense_alternative = None
-    if pick.get("variant") != "dense":
-        dense = [r for r in within if r.get("variant") == "dense"]
-        if dense:
-            best = dense[0]  # `within` is ranked best first
-            test = paired_vs(pick, [(1.0, best)], metric)
-            dense_alternative = {**summarize(best, metric), "margin": test["margin"], "low": test["low"],
-                                 "high": test["high"], "indistinguishable": test["indistinguishable"]}
-            if test["indistinguishable"]:
-                extra += (f" The smaller dense model {label(best)} is indistinguishable from the pick within noise "
-                          f"(margin {test['margin']:+.3g} [{test['low']:+.3g}, {test['high']:+.3g}]): it is the "
-                          "simpler choice.")
-            elif test["margin"] is not None:
-                interval = f" [{test['low']:+.3g}, {test['high']:+.3g}]" if test["low"] is not None else ""
-                extra += (f" It beats the best dense model that fits, {label(best)}, by {test['margin']:+.3g}"
-                          f"{interval} {metric}.")
-        else:
-            extra += " No dense model fits this budget."
-    return dense_alternative, ties, extra
 
 
 def summarize(record: dict, metric: str) -> dict:
@@ -216,11 +210,6 @@ def summarize(record: dict, metric: str) -> dict:
     out = {key: record.get(key) for key in _SUMMARY_KEYS}
     out["metric"], out["metric_value"] = metric, record.get(metric)
     return out
-
-
-def label(record: dict) -> str:
-    """'model variant on device' for messages."""
-    return f"{record.get('model')} {record.get('variant')} on {record.get('device')}"
 
 
 def _misses(record: dict, limits: dict[str, float]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.errors import UserError
+from compress.scaling.advice import OPTION_HEADERS, option_cells
 from compress.scaling.evidence import metric_ci
 from compress.scaling.fit import metric_spec, params_key
 from compress.scaling.frontier import (
@@ -251,6 +252,11 @@ def _recommendation_blocks(records, budget, budget_note, metric):
                  for i, s in enumerate([rec.pick, *rec.runner_ups])]
         blocks.append(("table", ["rank", "model", "variant", metric, "weight bytes", "decode ms/token",
                                  "energy J/token"], table))
+        if rec.better_pick.get("variant") != rec.pick["variant"] or rec.better_pick.get("model") != rec.pick["model"]:
+            blocks.append(("p", f"{prefix}Better pick: **{rec.better_pick['model']} dense**, indistinguishable from the pick within noise."))
+        blocks.append(("p", ("Every model size × method: its best configuration within the budget (else its cheapest); "
+                             "'pick − this' is the paired 95% difference (> 0: the pick is better).")))
+        blocks.append(("table", [h.format(metric=metric) for h in OPTION_HEADERS], [option_cells(o) for o in rec.options]))
     return blocks, "; ".join(lines)
 
 
