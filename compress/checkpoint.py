@@ -27,7 +27,6 @@ from torch import nn
 
 from compress.errors import HubError, ModelLoadError, UserError, one_line, preview
 from compress.faults import fault_point
-from compress.formats.base import build_packed
 from compress.model_info import ModelInfo, count_params, model_info, storage_key, weight_bytes  # noqa: F401 - public here too
 from compress.saving import MANIFEST_NAME, WEIGHTS_NAME, save, tied_names  # noqa: F401 - public here too
 TASKS = ("auto", "causal-lm", "masked-lm", "base")
@@ -188,7 +187,9 @@ def load(
         raise _hub_error(source_str, error) from None
     model_class = _model_class(config, task)
     if manifest and manifest.get("modules"):
-        model = _load_packed(path, config, model_class, manifest, dtype, trust_remote_code)
+        from compress.packed_load import load_packed  # meta-device init, then the file's tensors assigned
+
+        model = load_packed(path, config, model_class, manifest, dtype, trust_remote_code)
     else:
         if _refusal_marked(config):
             # The marker only stops plain transformers; without the manifest, the strict name check
@@ -248,51 +249,3 @@ def check_weight_names(path: Path, missing, unexpected, mismatched=()) -> None:
     parts = [f"{label} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
              for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if names]
     raise ModelLoadError(f"{path}: weights do not match the model: {'; '.join(parts)}: {cause}")
-
-
-def _load_packed(path: Path, config, model_class, manifest, dtype, trust_remote_code) -> nn.Module:
-    from safetensors.torch import load_file
-
-    with _skip_init():
-        model = model_class.from_config(config, trust_remote_code=trust_remote_code, **({"dtype": dtype} if dtype else {}))
-    for name, spec in manifest["modules"].items():
-        try:
-            model.get_submodule(name)
-        except AttributeError as error:
-            raise ModelLoadError(f"{path / MANIFEST_NAME} names module {name!r}, which {config.model_type} models do not have") from error
-        packed = build_packed(spec)
-        if dtype is not None:
-            packed.to(dtype)  # biases follow the model's dtype; packed codes and fp16 scales keep theirs
-        model.set_submodule(name, packed)
-    from compress.export.native import restore_layout  # issue 11: the compressed-tensors layout save writes
-
-    state = restore_layout(load_file(str(path / WEIGHTS_NAME)), manifest)
-    result = model.load_state_dict(state, strict=False)
-    tied = set(tied_names(model))
-    missing = [k for k in result.missing_keys if k not in tied]
-    if missing or result.unexpected_keys:
-        raise ModelLoadError(
-            f"{path / WEIGHTS_NAME} does not match {MANIFEST_NAME}: missing {len(missing)} ({', '.join(missing[:3])}), "
-            f"unexpected {len(result.unexpected_keys)} ({', '.join(result.unexpected_keys[:3])}); "
-            f"the weights file or {MANIFEST_NAME} was edited or comes from another save"
-        )
-    if tied and hasattr(model, "tie_weights"):
-        model.tie_weights()
-    return model
-
-
-class _skip_init:
-    """Skip random initialisation of weights that the checkpoint overwrites anyway."""
-
-    def __enter__(self):
-        self._saved = {}
-        for module in (nn.init,):
-            for name in ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "zeros_", "ones_", "constant_"):
-                self._saved[(module, name)] = getattr(module, name)
-                setattr(module, name, lambda tensor, *args, **kwargs: tensor)
-        return self
-
-    def __exit__(self, *exc):
-        for (module, name), fn in self._saved.items():
-            setattr(module, name, fn)
-        return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +249,7 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, refer
              trust_remote_code: bool = False, overwrite: bool = False, work_dir: Path | None = None):
     import compress
     from compress.bench import bench
+    from compress.bench.fresh_bench import bench_in_fresh_process
     from compress.checkpoint import count_params, read_manifest
 
     model, tokenizer, info = compress.load(job.source, device="cpu", trust_remote_code=trust_remote_code)
@@ -285,18 +287,27 @@ def _run_job(job: Job, recipe: Recipe, bench_config, save_to: Path | None, refer
         fields.update(describe_variant(job.variant, reports))
         # stored parameters: width/depth pruning shrinks the model (packed layers count as dense)
         fields["params"], fields["non_embedding_params"] = count_params(model)
+        manifest = {"source_model": job.source, "variant": job.variant_name, "recipe": recipe.to_dict(), "passes": [r.to_dict() for r in reports]}
         if save_to is not None:
-            saved = compress.save(
-                model,
-                save_to / "model",
-                tokenizer=tokenizer,
-                overwrite=overwrite,
-                manifest={"source_model": job.source, "variant": job.variant_name, "recipe": recipe.to_dict(), "passes": [r.to_dict() for r in reports]},
-            )
+            saved = compress.save(model, save_to / "model", tokenizer=tokenizer, overwrite=overwrite, manifest=manifest)
             fields["path"] = str(saved)
             fields["content_sha256"] = read_manifest(saved).get("content_sha256")
+        fault_point("bench")
+        # Measured as a user loading the saved checkpoint sees it (issue 14): in a fresh process,
+        # never beside the dense model this process loaded. Unsaved variants go through a scratch save.
+        scratch = None if saved is not None else Path(tempfile.mkdtemp(prefix="scalecompress-variant-"))
+        folder = saved or compress.save(model, scratch / "model", tokenizer=tokenizer, manifest=manifest)
+        del model
+        try:
+            fidelity = {} if reference is None else {"reference": reference}
+            record = bench_in_fresh_process(folder, bench_config, model_name=job.model, variant=job.variant_name,
+                                            trust_remote_code=trust_remote_code, **fidelity, **fields)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return record, saved
     fault_point("bench")
-    fidelity = {} if reference is None else {"reference": reference} if job.variant else {"reference_out": reference}
+    fidelity = {} if reference is None else {"reference_out": reference}
     record = bench(model, tokenizer, bench_config, model_name=job.model, variant=job.variant_name, progress=False,
                    **fidelity, **fields)
     return record, saved

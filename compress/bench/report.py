@@ -31,6 +31,29 @@ def _ms(value) -> str:
     return "-" if value is None else f"{value:.3f} ms"
 
 
+def _roofline(record: dict) -> str:
+    limit, fraction = record.get("bandwidth_limit_ms_per_token"), record.get("bandwidth_fraction")
+    if limit is None:
+        return "-"
+    reached = f", {fraction:.0%} of it reached" if fraction is not None else ""
+    return (f"{limit:.3f} ms/token = {_bytes(record.get('bytes_read_per_token'))} read per token ÷ "
+            f"{record['read_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s{reached}  (all weights as stored, the head too; "
+            "embedding tables one row per token; KV cache not counted)")
+
+
+def _kernels(kernels) -> str:
+    if not kernels:
+        return "-"
+    return "; ".join(f"{phase}: " + ", ".join(f"{name} {count}" for name, count in counts.items()) for phase, counts in kernels.items())
+
+
+def _cpu(env: dict) -> str:
+    if not env.get("cpu"):
+        return "-"
+    flags = env.get("cpu_flags")
+    return f"{env['cpu']} ({', '.join(flags) if flags else 'no AVX2/AVX-512/AMX flags found'})"
+
+
 def format_record(record: dict) -> str:
     """Sections accuracy / latency / memory / energy, one metric a line, with the energy method."""
     get = record.get
@@ -53,12 +76,16 @@ def format_record(record: dict) -> str:
         ("time to first token", _ms(get("ttft_ms"))),
         ("decode per token (median / p90)", f"{_ms(get('decode_ms_per_token'))} / {_ms(get('decode_ms_per_token_p90'))}  ({_num(get('new_tokens'))} new tokens)"),
         ("decode tokens/s", _num(get("tokens_per_s"))),
+        ("bandwidth limit (decode)", _roofline(record)),
+        ("kernels (layers per kernel)", _kernels(get("kernels"))),
         ("threads", _num(get("threads"))),
+        ("cpu", _cpu(get("env") or {})),
     ])
     section("memory", [
         ("weights as stored", _bytes(get("weight_bytes"))),
         ("peak RSS (inference)", _bytes(get("peak_rss_bytes"))),
         ("peak RSS (load)", _bytes(get("load_peak_rss_bytes"))),
+        ("load time", "-" if get("load_seconds") is None else f"{get('load_seconds'):.2f} s"),
         ("CUDA max allocated", _bytes(get("cuda_max_allocated_bytes"))),
     ])
     energy = get("energy_j")

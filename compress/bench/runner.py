@@ -12,6 +12,7 @@ on `config.device` for the run, and its mode and device are restored afterwards.
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from contextlib import contextmanager
 
 import torch
@@ -88,8 +89,10 @@ def bench_checkpoint(
     session = _Session(config)
     from compress.quiet import quiet_transformers
 
+    started = time.perf_counter()
     with session.memory.track("load"), session.energy.track("load"), quiet_transformers(logs=False, bars=not progress):
         model, tokenizer, info = load(source, dtype=dtype, device=config.device, trust_remote_code=trust_remote_code)
+    record_fields.setdefault("load_seconds", time.perf_counter() - started)
     if tokenizer is None and _needs_tokenizer(config):
         raise UserError(f"{source}: no tokenizer found beside the model; save one with the checkpoint (compress.save(..., tokenizer=...))")
     fields = describe_checkpoint(source, info, read_manifest(source) if is_local(source) else None)
@@ -155,6 +158,10 @@ def _run(model, tokenizer, config: BenchConfig, session: _Session, *, model_name
     with _prepared(model, config):
         record["threads"] = torch.get_num_threads()
         env = capture_env()
+        if "latency" in config.tasks and causal:  # before the memory phase: its buffer is not the model's
+            from compress.bench.env import read_bandwidth
+
+            env["read_bandwidth"] = read_bandwidth(config.device, torch.get_num_threads())
         with session.memory.track("inference"):
             with session.energy.track("accuracy"):  # phase 2: accuracy (never timed)
                 fidelity = (reference, reference_out, model_name)
@@ -165,6 +172,7 @@ def _run(model, tokenizer, config: BenchConfig, session: _Session, *, model_name
                     latency = _latency(model, tokenizer, config, causal, notes, progress)
                 generated = latency.pop("generated_tokens")
                 record.update(latency)
+                record.update(_roofline(model, record, env.get("read_bandwidth")))
     memory = _memory(model, session)  # phase 4
     if memory["load_peak_rss_bytes"] is None:  # no load phase here: keep what the caller passed
         memory.pop("load_peak_rss_bytes")
@@ -316,6 +324,17 @@ def _latency(model, tokenizer, config: BenchConfig, causal: bool, notes: list[st
         model, prompt_batch(ids, prompt_tokens, config.batch_size), new_tokens=new_tokens,
         repeats=config.repeats, warmup=config.warmup, decode=causal, progress=progress,
     )
+
+
+def _roofline(model, record: dict, bandwidth: dict | None) -> dict:
+    """Bandwidth limit of the decode figure and the fraction reached; the kernels packed layers pick."""
+    from compress.bench.kernels import kernel_counts
+    from compress.bench.roofline import roofline
+
+    out = roofline(model, record.get("decode_ms_per_token"), bandwidth)
+    batch, prompt = record.get("batch_size") or 1, record.get("prompt_tokens") or 1
+    out["kernels"] = kernel_counts(model, prefill_rows=batch * prompt, decode_rows=batch)
+    return out
 
 
 def _memory(model, session: _Session) -> dict:

@@ -1,9 +1,10 @@
 """Say when a compressed variant runs slower than the dense model it came from.
 
 A format is only worth its bytes if it does not quietly cost time: W8A8 on a CPU without a
-fast int8 GEMM, or a packed layer at a shape its kernel refuses, can be slower than fp32. The
-sweep and `scalecompress bench --results` call this on the records of one machine and print
-every line it returns.
+fast int8 GEMM, or a packed layer at a shape its kernel refuses, can be slower than fp32. Every
+measured phase counts: prefill, decode, and loading the checkpoint. The sweep (its log and
+report.md) and `scalecompress bench --results` call this on the records of one machine and
+print every line it returns.
 
     >>> dense = {"model": "m", "variant": "dense", "device": "cpu", "decode_ms_per_token": 2.0, "prefill_ms": 10.0}
     >>> w8a8 = {"model": "m-sq", "variant": "smoothquant-a0.5-w8a8", "source_model": "m", "device": "cpu",
@@ -18,7 +19,7 @@ from typing import Any
 
 DENSE = "dense"
 # (record field, label, unit): lower is better for all of them.
-_TIMINGS = (("decode_ms_per_token", "decode", "ms/token"), ("prefill_ms", "prefill", "ms"))
+_TIMINGS = (("decode_ms_per_token", "decode", "ms/token"), ("prefill_ms", "prefill", "ms"), ("load_seconds", "load", "s"))
 TOLERANCE = 1.05  # within 5% is timing noise on a shared machine, not a finding
 
 

@@ -89,6 +89,9 @@ def write_report(records: list[dict], out_dir, *, params: str = "non_embedding",
     lines += [f"k-bit ({g.family}): bit-optimal precision **{a['optimal']}** — {a['evidence']}" for g, a in kbits]
     if summary:
         lines.append(f"Recommendation: {summary}.")
+    from compress.bench.slower import slower_than_dense
+
+    lines += [f"Slower than dense: {line}" for line in slower_than_dense(records)]  # issue 14: never silently slower
     blocks = [("h1", "scalecompress report"), ("card", "Verdict: compressed models against the dense curve", lines),
               *intro, *_environment_blocks(records, out_dir), *body, *recommendation_blocks]
 
@@ -107,7 +110,11 @@ def _environment_blocks(records, out_dir):
     energy = sorted({f"{r.get('energy_source')}: {r.get('energy_method')}" for r in records if r.get("energy_source")})
     dates = sorted(r.get("timestamp") for r in records if r.get("timestamp"))
     threads = sorted({str(r.get("threads")) for r in records if r.get("threads") is not None})
-    rows = [["CPU", env.get("cpu") or "—"], ["GPU", env.get("gpu") or "none"], ["threads", ", ".join(threads) or "—"],
+    bandwidth = (env.get("read_bandwidth") or {})
+    flags = ", ".join(env.get("cpu_flags") or []) or "—"
+    rows = [["CPU", env.get("cpu") or "—"], ["vector extensions", flags],
+            ["read bandwidth", f"{bandwidth['bytes_per_s'] / 1e9:.1f} GB/s ({bandwidth['method']})" if bandwidth else "not measured"],
+            ["GPU", env.get("gpu") or "none"], ["threads", ", ".join(threads) or "—"],
             ["torch", env.get("torch") or "—"], ["transformers", env.get("transformers") or "—"],
             ["python", env.get("python") or "—"], ["git revision", env.get("git_revision") or "—"],
             ["energy method", "; ".join(energy) or "not measured"],

@@ -23,3 +23,8 @@ def test_noise_faster_variants_and_other_devices_say_nothing():
         _variant(source_model="other", decode_ms_per_token=9.0),
     ]
     assert slower_than_dense(records) == []
+
+
+def test_a_slower_load_is_named_too():
+    [line] = slower_than_dense([{**DENSE, "load_seconds": 1.0}, _variant(load_seconds=3.0)])
+    assert "load 3.00 s vs 1.00 (3.00x)" in line
