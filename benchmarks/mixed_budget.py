@@ -44,23 +44,10 @@ from compress.bench.text import bos_prefix, load_eval_text
 from compress.data.calibration import calibration_batches
 from compress.model_info import weight_bytes
 from compress.passes import GPTQConfig, MixedConfig, RTNConfig
+from quality_quant import default_models  # noqa: E402 - the same two largest pocket members
 
 FRACTIONS = (0.25, 0.5, 0.75)
 TOLERANCE = 0.02
-
-
-def default_models() -> list[str]:
-    from compress.scaling.ladder import load_ladder
-
-    paths = []
-    for spec in ("pocket", "pocket-gpt2"):
-        try:
-            members = load_ladder(spec, cached_only=True, progress=False).members
-        except Exception as error:  # noqa: BLE001 - say which ladder is missing and go on
-            print(f"note: ladder {spec} not available ({error})", file=sys.stderr)
-            continue
-        paths.append(max(members, key=lambda m: m.non_embedding_params).path)
-    return paths
 
 
 def cpu_name() -> str:
