@@ -13,9 +13,11 @@ so load on a shared machine shifts all variants alike and the ratios stay meanin
     python benchmarks/decode_speed.py --quick                        # tiny model, seconds (smoke test)
     python benchmarks/decode_speed.py --profile rtn-w4-g128-head8    # torch.profiler of one decode token
     python benchmarks/decode_speed.py --cache static                 # HF StaticCache instead of DynamicCache
-    python benchmarks/decode_speed.py --crossover                    # rows where dequantize + GEMM beats the int4 kernel
+    python benchmarks/decode_speed.py --crossover                    # rows where the prefill kernel beats the int4 kernel
 
-Prints a Markdown table (ms, and ratios to fp32 and bf16), the kernel each packed variant picks
+Prints a Markdown table (ms, and ratios to fp32 and bf16; the decode roofline: weight bytes read
+per token, their time at the read bandwidth measured in the same run, and the fraction of that
+limit reached), the kernel each packed variant picks
 (`kernel_for`) at decode and prefill, and the machine: CPU model, vector extensions, threads,
 load average before and after.
 """
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 import compress
+from compress.bench.roofline import cpu_read_bandwidth, roofline
 from compress.model_info import weight_bytes
 from compress.passes import RTNConfig
 
@@ -157,13 +160,13 @@ def profile(model, prompt: torch.Tensor, runner: Runner, rows: int = 25) -> None
 
 
 def crossover(threads: int) -> None:
-    """Per layer shape of the 135M model: ms of the int4 kernel against dequantize + GEMM (as
-    `QuantizedLinear` runs it, compiled where allowed) and dense fp32, by token rows; the crossing
-    sets KERNEL_MAX_ROWS_COMPILED in compress/formats/quantized_linear.py."""
+    """Per layer shape of the 135M model: ms of the int4 kernel against the prefill kernel
+    (tile-wise dequantize + sgemm) and dense fp32, by token rows; the crossing sets
+    KERNEL_MAX_ROWS_PREFILL in compress/formats/quantized_linear.py."""
     import torch.nn.functional as F
 
     from compress.algorithms.quantization.grid import rtn_quantize
-    from compress.formats import QuantizedLinear, dequant
+    from compress.formats import QuantizedLinear
 
     def best(function, repeats=7):
         function()
@@ -175,7 +178,7 @@ def crossover(threads: int) -> None:
         return statistics.median(times) * 1e3
 
     print(f"\n{' / '.join(cpu_description())}; {threads} threads; load average {os.getloadavg()[0]:.2f}\n")
-    print("| layer (out x in) | bits | rows | fp32 GEMM ms | int4 kernel ms | dequantize + GEMM ms |")
+    print("| layer (out x in) | bits | rows | fp32 GEMM ms | int4 kernel ms | prefill kernel ms |")
     print("|---|---|---|---|---|---|")
     for out_features, in_features in [(576, 576), (1536, 576), (576, 1536)]:
         weight = torch.randn(out_features, in_features) * 0.02
@@ -188,8 +191,8 @@ def crossover(threads: int) -> None:
                     x = torch.randn(rows, in_features)
                     dense = best(lambda: F.linear(x, weight))
                     int4 = best(lambda: layer._kernel_forward(x, kernel))
-                    dequantized = best(lambda: F.linear(x, dequant.dense_weight(layer, torch.float32, max(rows, dequant.COMPILE_MIN_ROWS + 1))))
-                    print(f"| {out_features}x{in_features} | {bits} | {rows} | {dense:.3f} | {int4:.3f} | {dequantized:.3f} |", flush=True)
+                    tiled = best(lambda: layer._prefill_forward(x, kernel))
+                    print(f"| {out_features}x{in_features} | {bits} | {rows} | {dense:.3f} | {int4:.3f} | {tiled:.3f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (every variant)")
     parser.add_argument("--profile", metavar="VARIANT", help="profile one decode token of VARIANT (fp32, bf16 or a packed one) and exit")
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 run, short prompts: a smoke test")
-    parser.add_argument("--crossover", action="store_true", help="time int4 kernel vs dequantize + GEMM per layer shape and row count, and exit")
+    parser.add_argument("--crossover", action="store_true", help="time int4 kernel vs prefill kernel per layer shape and row count, and exit")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.crossover:
@@ -239,20 +242,24 @@ def main(argv: list[str] | None = None) -> int:
                 timings[name][f"prefill {p}"].append(runner.prefill_ms(model, prompt_ids[p]))
             timings[name]["decode"].append(runner.decode_ms(model, prompt_ids[32], new_tokens))
     load_after = os.getloadavg()
+    bandwidth = cpu_read_bandwidth(args.threads)  # after the timing, same threads: the roofline's yardstick
     columns = [*(f"prefill {p}" for p in prompts), "decode"]
     median = {name: {c: statistics.median(timings[name][c]) for c in columns} for name in models}
     print(f"\n{cpu} ({flags}); torch {torch.__version__}, {args.threads} threads; cache {args.cache}"
           f"{', compiled decode step' if args.compile else ''}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
-          f"medians of {runs} interleaved runs; decode = ms per new token after a 32-token prompt ({new_tokens} steps)\n")
+          f"medians of {runs} interleaved runs; decode = ms per new token after a 32-token prompt ({new_tokens} steps); "
+          f"read bandwidth {bandwidth['bytes_per_s'] / 1e9:.1f} GB/s ({bandwidth['method']})\n")
     header = " | ".join(f"{c} ms (x fp32, x bf16)" for c in columns)
-    print(f"| variant | weight MB | {header} |")
-    print("|---|---|" + "---|" * len(columns))
+    print(f"| variant | weight MB | {header} | MB read per token | bandwidth limit ms | fraction of it reached |")
+    print("|---|---|" + "---|" * len(columns) + "---|---|---|")
     for name, model in models.items():
         cells = []
         for c in columns:
             value = median[name][c]
             cells.append(f"{value:.1f} ({median['fp32'][c] / value:.2f}x, {median['bf16'][c] / value:.2f}x)")
-        print(f"| {name} | {weight_bytes(model) / 1e6:.1f} | {' | '.join(cells)} |")
+        bound = roofline(model, median[name]["decode"], bandwidth)
+        print(f"| {name} | {weight_bytes(model) / 1e6:.1f} | {' | '.join(cells)} | {bound['bytes_read_per_token'] / 1e6:.1f} | "
+              f"{bound['bandwidth_limit_ms_per_token']:.2f} | {bound['bandwidth_fraction']:.0%} |")
     print("\nKernels picked (`kernel_for`), decode (1 row) / prefill rows:")
     for name, model in list(models.items())[2:]:
         print(f"- {name}: decode: {kernels(model, 1)}; " + "; ".join(f"prefill {p}: {kernels(model, p)}" for p in prompts))

@@ -9,7 +9,6 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("SCALECOMPRESS_COMPILE", "0")  # packed prefill dequantizes eager in tests: no inductor compile (tests/formats/test_dequant.py checks the compiled form)
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,12 @@ How it computes:
   stays exact to ~2**-18. On the first such call the portable `qweight` is converted and then
   released: RAM holds one packed copy (4 bits per weight for 2–4-bit codes, 8 for 5–8) plus a
   bf16 scale table, and `state_dict()` rebuilds the portable bytes.
-- More rows (long prefills), CUDA, gradients, or shapes the kernel refuses (out not a multiple
-  of 16, no group of 32..256 dividing the input): dequantize to the activation dtype and call
-  `F.linear`. Nothing dense is kept between calls.
+- CPU, more rows (prefills, batches): the prefill kernel (`compress.formats.prefill_kernel`)
+  reads the same kernel layout, dequantizes a cache-sized tile of rows at a time and runs BLAS
+  sgemm on it in fp32 (activations of other dtypes are widened, the result narrowed back).
+- CUDA, gradients, shapes the int4 kernel refuses (no group of 32..256 dividing the input), or
+  no prefill kernel (no C++ compiler): dequantize to the activation dtype and call `F.linear`.
+Nothing dense is kept between calls.
 
     >>> import torch
     >>> codes = torch.randint(0, 16, (32, 64), dtype=torch.uint8)
@@ -37,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import ScaleCompressError
-from compress.formats import cpu_int4, dequant
+from compress.formats import cpu_int4, prefill_kernel
 from compress.formats.affine import dequantize_codes, expand_groups, group_count
 from compress.formats.base import PackedModule, register_format
 from compress.formats.packing import (
@@ -47,24 +50,30 @@ from compress.formats.packing import (
     unpack_codes,
 )
 
-# Rows per call up to which the int4 kernel beats dequantize + GEMM. With the eager dequantization
-# (2-core AVX2, 2048x2048, 1 thread: at 64 rows the 4-bit kernel took ~20 ms against ~30 ms) the
-# crossing is near 250 rows, and the 8-bit two-nibble form (twice the work) loses from ~20 rows.
-# With the compiled one (one pass writing the dense weight) dense GEMM wins from a few rows: the
-# int4 kernel computes ~2x slower than fp32 GEMM per row (96-token prefill 502 vs 252 ms, issue 14).
-# benchmarks/decode_speed.py --crossover measures the crossing on the machine at hand.
+# Rows per call up to which the int4 kernel beats the alternative. Against the prefill kernel
+# (dequantize a tile + sgemm) the int4 kernel, which computes ~2x slower than fp32 GEMM per row,
+# wins only for a handful of rows; against eager dequantize + GEMM (no prefill kernel: 2-core
+# AVX2, 2048x2048, 1 thread, 64 rows: ~20 ms against ~30 ms) up to ~250 rows, and the 8-bit
+# two-nibble form (twice the work) up to ~20. benchmarks/decode_speed.py --crossover measures
+# the crossings on the machine at hand.
 KERNEL_MAX_ROWS = 128
 KERNEL_MAX_ROWS_SPLIT = 16
-KERNEL_MAX_ROWS_COMPILED = 16
-DECODE_ROWS = min(KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_COMPILED)  # the int4 kernel whatever else holds
+KERNEL_MAX_ROWS_PREFILL = 8
+DECODE_ROWS = min(KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_PREFILL)  # the int4 kernel whatever else holds
 
 
-def max_kernel_rows(bits: int, compiled: bool) -> int:
-    """Token rows up to which a layer of `bits` runs the int4 kernel rather than dequantize + GEMM."""
-    if compiled:
-        return KERNEL_MAX_ROWS_COMPILED
+def max_kernel_rows(bits: int, prefill: bool) -> int:
+    """Token rows up to which a layer of `bits` runs the int4 kernel (`prefill`: against the prefill kernel)."""
+    if prefill:
+        return KERNEL_MAX_ROWS_PREFILL
     return KERNEL_MAX_ROWS if bits <= 4 else KERNEL_MAX_ROWS_SPLIT
+
+
 SPEC_VERSION = 1
+
+
+def _prefill_available() -> bool:
+    return prefill_kernel.available() and cpu_int4.kernel_layout() is not None
 
 
 @dataclass
@@ -236,17 +245,17 @@ class QuantizedLinear(PackedModule):
     # -- computing -------------------------------------------------------------------------
 
     def kernel_for(self, rows: int) -> str:
-        """The kernel a forward on `rows` token rows runs (on the layer's device):
-        'cpu-int4' (4-bit codes, and 2/3-bit codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit
-        codes as two nibbles) for few rows; for more, 'compiled-dequantize-gemm' (the kernel
-        layout dequantized to the activation dtype by one compiled loop, then a dense GEMM) or
-        'dequantize-gemm' (the same, eager; also CUDA and shapes the kernel refuses)."""
+        """The kernel a forward on `rows` token rows runs (on the layer's device): 'cpu-int4'
+        (4-bit codes, and 2/3-bit codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit codes as
+        two nibbles) for few rows; for more, 'packed-prefill' (tile-wise dequantize + sgemm,
+        `compress.formats.prefill_kernel`) or 'dequantize-gemm' (the whole weight dequantized,
+        then `F.linear`; also CUDA and shapes the int4 kernel refuses)."""
         if rows < 1 or not self._kernel_possible():
             return "dequantize-gemm"
-        compiled = dequant.compiles(rows, self.in_features * self.out_features)
-        if rows <= max_kernel_rows(self.bits, compiled):
+        prefill = _prefill_available()
+        if rows <= max_kernel_rows(self.bits, prefill):
             return "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
-        return "compiled-dequantize-gemm" if compiled else "dequantize-gemm"
+        return "packed-prefill" if prefill else "dequantize-gemm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
@@ -256,12 +265,24 @@ class QuantizedLinear(PackedModule):
         if x.is_cpu and not (x.requires_grad and torch.is_grad_enabled()) and self._kernel_possible():
             kernel = self._kernel if self._kernel is not None else self._kernel_weight()
             if kernel is not None:
-                if rows <= max_kernel_rows(self.bits, dequant.compiles(rows, self.in_features * self.out_features)):
+                prefill = _prefill_available()
+                if rows <= max_kernel_rows(self.bits, prefill):
                     return self._kernel_forward(x, kernel)
-                bias = self.bias.to(x.dtype) if self.bias is not None else None
-                return F.linear(x, dequant.dense_weight(self, x.dtype, rows), bias)
+                if prefill:
+                    return self._prefill_forward(x, kernel)
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, self.dequantize(x.dtype), bias)
+
+    def _prefill_forward(self, x: torch.Tensor, kernel: _KernelWeight) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous()
+        # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
+        zeros = self.zeros.to(torch.float16).contiguous() if self.bits >= 4 and self.zeros is not None else None
+        default_zero = 8.0 if self.bits < 4 else float(2 ** (self.bits - 1))
+        y = prefill_kernel.matmul(flat, kernel.packed, kernel.rows, kernel.columns, self.scales.to(torch.float16).contiguous(), zeros, default_zero,
+                                  self.group_size or self.in_features, self.out_features, cpu_int4.kernel_layout())
+        if self.bias is not None:
+            y += self.bias.to(torch.float32)
+        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def _kernel_forward(self, x: torch.Tensor, kernel: _KernelWeight) -> torch.Tensor:
         # Hot path of decoding: as few tensor ops and Python calls as possible.

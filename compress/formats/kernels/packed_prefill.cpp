@@ -1,0 +1,120 @@
+// Prefill GEMM for packed 2-8-bit weights held in PyTorch's CPU int4 layout: y = x @ W.T in fp32.
+// Built by compress/formats/prefill_kernel.py with the system C++ compiler and called via ctypes.
+//
+// The weight is never dequantized whole. Each thread takes a tile of output rows (whole blocks
+// of the layout), dequantizes it into a buffer that stays in cache (K x tile floats, transposed
+// so that writes are contiguous), and multiplies it with the BLAS sgemm that PyTorch itself uses
+// (MKL; its address is passed in) straight into its columns of y. The values are exact:
+// (code - zero) * scale with the fp16 scales and zeros as stored, as compress.formats.dequant
+// computes them.
+//
+// Layout (compress.formats.cpu_int4): full blocks of `block` rows, then a tail of rows % block
+// rows packed in pairs. Inside a block of B rows the bytes are column-major, B/2 per column;
+// byte j holds rows (j, j + B/2) ("half": the AVX2/AVX512 lanes) or (2j, 2j + 1) ("pairs"), low
+// nibble first. 5-8-bit codes ("split") come as 2K columns: high nibbles, then low nibbles.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#include <algorithm>
+
+typedef void (*sgemm_fn)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                         const int*, const float*, const int*, const float*, float*, const int*);
+
+static inline float half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      exponent = 127 - 15 + 1;
+      while (!(mantissa & 0x400)) { mantissa <<= 1; --exponent; }
+      bits = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
+    }
+  } else if (exponent == 31) {
+    bits = sign | 0x7F800000 | (mantissa << 13);
+  } else {
+    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+  }
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// Codes of the B rows of one block into buf[k * ld + r] (floats; split codes as 16 * high + low).
+static void unpack_block(const uint8_t* src, int64_t B, bool half, int64_t columns, int64_t K, float* buf, int64_t ld) {
+  const int64_t H = B / 2;
+  const bool split = columns != K;
+  for (int64_t c = 0; c < columns; ++c, src += H) {
+    const bool low_of_split = split && c >= K;
+    float* dst = buf + (low_of_split ? c - K : c) * ld;
+    const float weight = split && !low_of_split ? 16.0f : 1.0f;
+    if (half) {
+      if (low_of_split) {
+        for (int64_t j = 0; j < H; ++j) { dst[j] += (float)(src[j] & 0xF); dst[j + H] += (float)(src[j] >> 4); }
+      } else {
+        for (int64_t j = 0; j < H; ++j) { dst[j] = weight * (float)(src[j] & 0xF); dst[j + H] = weight * (float)(src[j] >> 4); }
+      }
+    } else {
+      if (low_of_split) {
+        for (int64_t j = 0; j < H; ++j) { dst[2 * j] += (float)(src[j] & 0xF); dst[2 * j + 1] += (float)(src[j] >> 4); }
+      } else {
+        for (int64_t j = 0; j < H; ++j) { dst[2 * j] = weight * (float)(src[j] & 0xF); dst[2 * j + 1] = weight * (float)(src[j] >> 4); }
+      }
+    }
+  }
+}
+
+extern "C" int scalecompress_packed_prefill(
+    const float* x, int64_t M, int64_t K,          // activations (M, K), row-major
+    const uint8_t* packed, int64_t rows, int64_t columns, int64_t block, int half,
+    const uint16_t* scales, const uint16_t* zeros, int64_t G, float default_zero, int64_t group,
+    float* y, int64_t N,                           // output (M, N), row-major; N <= rows
+    int64_t tile_floats, int threads, sgemm_fn sgemm) {
+  if (columns != K && columns != 2 * K) return 1;
+  // Tiles: runs of whole blocks of about `tile_floats` dequantized floats; the tail block alone.
+  struct Tile { int64_t row, size, blocks, offset; bool half; };
+  std::vector<Tile> tiles;
+  const int64_t full = rows / block;
+  const int64_t per_tile = std::max<int64_t>(1, tile_floats / (K * block));
+  for (int64_t b = 0; b < full; b += per_tile) {
+    const int64_t count = std::min(per_tile, full - b);
+    tiles.push_back({b * block, count * block, count, b * block * columns / 2, half != 0});
+  }
+  if (rows > full * block) tiles.push_back({full * block, rows - full * block, 1, full * block * columns / 2, false});
+  const int64_t count = (int64_t)tiles.size();
+
+#pragma omp parallel num_threads(threads)
+  {
+    int64_t widest = block;
+    for (const Tile& t : tiles) widest = std::max(widest, t.size);
+    std::vector<float> buf(K * widest), scale(G * widest), zero(G * widest);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; ++i) {
+      const Tile& t = tiles[i];
+      const int64_t T = t.size, valid = std::min(T, N - t.row);
+      if (valid <= 0) continue;  // padding rows only
+      for (int64_t r = 0; r < T; ++r) {  // this tile's scales and zeros, transposed to (G, T)
+        const int64_t n = t.row + r;
+        for (int64_t g = 0; g < G; ++g) {
+          scale[g * T + r] = r < valid ? half_to_float(scales[n * G + g]) : 0.0f;
+          zero[g * T + r] = r < valid ? (zeros ? half_to_float(zeros[n * G + g]) : default_zero) : 0.0f;
+        }
+      }
+      const int64_t B = t.blocks > 1 ? block : T;
+      for (int64_t b = 0; b < t.blocks; ++b)
+        unpack_block(packed + t.offset + b * B * columns / 2, B, t.half, columns, K, buf.data() + b * B, T);
+      for (int64_t k = 0; k < K; ++k) {
+        float* row = buf.data() + k * T;
+        const float* s = scale.data() + (k / group) * T;
+        const float* z = zero.data() + (k / group) * T;
+        for (int64_t r = 0; r < T; ++r) row[r] = (row[r] - z[r]) * s[r];
+      }
+      // y[:, row:row+valid] = x @ W_tile.T; column-major: C (valid x M) = A (valid x K) * X (K x M)
+      const int m = (int)valid, n = (int)M, k = (int)K, lda = (int)T, ldb = (int)K, ldc = (int)N;
+      const float alpha = 1.0f, beta = 0.0f;
+      sgemm("N", "N", &m, &n, &k, &alpha, buf.data(), &lda, x, &ldb, &beta, y + t.row, &ldc);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,91 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from compress.algorithms.quantization.grid import rtn_quantize
+from compress.formats import QuantizedLinear, cpu_int4, prefill_kernel
+from compress.formats.quantized_linear import KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_PREFILL
+
+needs_kernels = pytest.mark.skipif(not (cpu_int4.kernel_available() and cpu_int4.kernel_layout() and prefill_kernel.available()),
+                                   reason="no CPU int4 ops, or the prefill kernel cannot be built here")
+
+
+def layer(bits, group_size=64, out_features=100, in_features=576, symmetric=False, bias=False):
+    generator = torch.Generator().manual_seed(bits)
+    weight = torch.randn(out_features, in_features, generator=generator)
+    codes, scales, zeros = rtn_quantize(weight, bits, group_size, symmetric)
+    return QuantizedLinear.from_codes(codes, scales, None if symmetric else zeros, bits=bits, group_size=group_size, symmetric=symmetric,
+                                      bias=torch.randn(out_features, generator=generator) if bias else None)
+
+
+@needs_kernels
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_prefill_kernel_computes_with_the_exact_dequantized_weight(bits, symmetric):
+    # out 100: full blocks of the layout, a tail packed in pairs and padding rows; in 576 with
+    # group 128: a ragged last group of 64
+    packed = layer(bits, group_size=128, symmetric=symmetric, bias=True)
+    expected = packed.dequantize()
+    x = torch.randn(3, 40, 576)
+    with torch.no_grad():
+        packed(x[0, :1])  # converts to the kernel layout and gives the portable bytes back
+        assert packed._kernel is not None and packed._buffers["qweight"] is None
+        assert packed.kernel_for(120) == "packed-prefill"
+        y = packed(x)
+    assert y.shape == (3, 40, 100)
+    assert torch.allclose(y, F.linear(x, expected, packed.bias), atol=1e-4, rtol=1e-5)
+
+
+@needs_kernels
+@pytest.mark.parametrize("out_features", [16, 48, 200, 1040])  # one block, a tail only, several tiles, many tiles
+def test_prefill_kernel_covers_every_tile_shape(out_features):
+    packed = layer(4, group_size=32, out_features=out_features, in_features=96)
+    x = torch.randn(KERNEL_MAX_ROWS_PREFILL + 1, 96)
+    with torch.no_grad():
+        assert torch.allclose(packed(x), F.linear(x, packed.dequantize()), atol=1e-4)
+
+
+@needs_kernels
+def test_prefill_kernel_keeps_the_activation_dtype():
+    packed = layer(4)
+    x = torch.randn(64, 576).bfloat16()
+    with torch.no_grad():
+        y = packed(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.allclose(y.float(), F.linear(x.float(), packed.dequantize()), atol=0.1, rtol=0.02)
+
+
+@needs_kernels
+def test_kernel_for_names_the_path_by_rows():
+    four, eight = layer(4), layer(8)
+    assert four.kernel_for(1) == "cpu-int4" and four.kernel_for(KERNEL_MAX_ROWS_PREFILL) == "cpu-int4"
+    assert eight.kernel_for(1) == "cpu-int4x2"
+    assert four.kernel_for(KERNEL_MAX_ROWS_PREFILL + 1) == eight.kernel_for(64) == "packed-prefill"
+    refused = layer(4, group_size=8, out_features=24, in_features=40)  # no kernel group size divides 40
+    assert refused.kernel_for(1) == refused.kernel_for(100) == "dequantize-gemm"
+
+
+@needs_kernels
+def test_switched_off_the_layer_dequantizes_and_stays_exact(monkeypatch):
+    monkeypatch.setenv("SCALECOMPRESS_COMPILE", "0")
+    packed = layer(4)
+    x = torch.randn(KERNEL_MAX_ROWS + 1, 576)
+    assert packed.kernel_for(len(x)) == "dequantize-gemm" and packed.kernel_for(KERNEL_MAX_ROWS) == "cpu-int4"
+    with torch.no_grad():
+        assert torch.allclose(packed(x), F.linear(x, packed.dequantize()), atol=1e-4)
+
+
+def test_a_failed_build_warns_once_and_the_layer_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    monkeypatch.setenv("SCALECOMPRESS_CACHE", str(tmp_path))
+    prefill_kernel._library.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="packed prefill kernel unavailable: false failed"):
+            assert not prefill_kernel.available()
+        packed = layer(4)
+        x = torch.randn(KERNEL_MAX_ROWS + 1, 576)
+        with torch.no_grad():
+            assert torch.allclose(packed(x), F.linear(x, packed.dequantize()), atol=1e-4)
+        assert not list(tmp_path.glob("kernels/*.so"))  # nothing half-built left in the cache
+    finally:
+        prefill_kernel._library.cache_clear()
