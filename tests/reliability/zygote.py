@@ -2,7 +2,7 @@
 
 Used by the kill test: each case runs the command with SCALECOMPRESS_FAULT set (the child dies
 by SIGKILL at that point), snapshots the output folder as the kill left it, then reruns the
-command without a fault. A fork costs milliseconds where a fresh interpreter costs seconds of
+command without a fault. Cases run side by side, one per CPU. A fork costs milliseconds where a fresh interpreter costs seconds of
 imports. Only this process forks (never pytest's), and it runs single-threaded before forking.
 
     python zygote.py spec.json result.json
@@ -60,16 +60,39 @@ def main() -> None:
 
     _register_commands()
     load_ladder(spec["ladder"], progress=False)  # trained once, here; children read the cache
+    # Cases are independent (own output folders; the ladder is only read): run one per CPU at a
+    # time, each in a forked case runner that forks its killed run and its rerun in turn.
+    cases, parallel = spec["cases"], max(1, min(len(os.sched_getaffinity(0)), 4))
+    pending, running = list(range(len(cases))), set()
+    while pending or running:
+        while pending and len(running) < parallel:
+            number = pending.pop(0)
+            pid = os.fork()
+            if pid == 0:
+                _case(cases[number], f"{sys.argv[2]}.{number}")
+            running.add(pid)
+        pid, _ = os.wait()
+        running.discard(pid)
     results = []
-    for case in spec["cases"]:
+    for number in range(len(cases)):
+        with open(f"{sys.argv[2]}.{number}") as handle:
+            results.append(json.load(handle))
+    with open(sys.argv[2], "w") as handle:
+        json.dump(results, handle)
+
+
+def _case(case: dict, result: str) -> None:
+    """In a forked case runner: the killed run, the snapshot of what it left, the rerun."""
+    try:
         log = case["log"]
         entry = {"fault": case["fault"], "killed": _run(case, case["fault"], log)}
         if os.path.exists(case["out"]):
             shutil.copytree(case["out"], case["snapshot"], symlinks=True)
         entry["rerun"] = _run(case, None, log)
-        results.append(entry)
-    with open(sys.argv[2], "w") as handle:
-        json.dump(results, handle)
+        with open(result, "w") as handle:
+            json.dump(entry, handle)
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":
