@@ -16,6 +16,9 @@
 #include <cstring>
 #include <vector>
 #include <algorithm>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 typedef void (*sgemm_fn)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
                          const int*, const float*, const int*, const float*, float*, const int*);
@@ -65,6 +68,34 @@ static void unpack_block(const uint8_t* src, int64_t B, bool half, int64_t colum
   }
 }
 
+#ifdef __AVX2__
+// 16 codes (uint8 lanes of `codes`) at rows r..r+15: out = (code - zero) * scale, as floats.
+static inline void affine16(__m128i codes, const float* zero, const float* scale, float* out) {
+  const __m256 a = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes));
+  const __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(codes, 8)));
+  _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_sub_ps(a, _mm256_loadu_ps(zero)), _mm256_loadu_ps(scale)));
+  _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_sub_ps(b, _mm256_loadu_ps(zero + 8)), _mm256_loadu_ps(scale + 8)));
+}
+
+// The common case in one pass: a "half" block (B a multiple of 32) of 2-4-bit codes, unpacked
+// and dequantized straight into buf[k * ld + r]; zero and scale are the tile's (G, ld) tables
+// already offset to this block's rows.
+static void dequantize_half_block(const uint8_t* src, int64_t B, int64_t K, int64_t group, const float* zero,
+                                  const float* scale, int64_t ld, float* buf) {
+  const int64_t H = B / 2;
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  for (int64_t c = 0; c < K; ++c, src += H) {
+    const int64_t g = (c / group) * ld;
+    float* dst = buf + c * ld;
+    for (int64_t j = 0; j < H; j += 16) {
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
+      affine16(_mm_and_si128(bytes, mask), zero + g + j, scale + g + j, dst + j);
+      affine16(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), zero + g + H + j, scale + g + H + j, dst + H + j);
+    }
+  }
+}
+#endif
+
 extern "C" int scalecompress_packed_prefill(
     const float* x, int64_t M, int64_t K,          // activations (M, K), row-major
     const uint8_t* packed, int64_t rows, int64_t columns, int64_t block, int half,
@@ -102,13 +133,22 @@ extern "C" int scalecompress_packed_prefill(
         }
       }
       const int64_t B = t.blocks > 1 ? block : T;
-      for (int64_t b = 0; b < t.blocks; ++b)
-        unpack_block(packed + t.offset + b * B * columns / 2, B, t.half, columns, K, buf.data() + b * B, T);
-      for (int64_t k = 0; k < K; ++k) {
-        float* row = buf.data() + k * T;
-        const float* s = scale.data() + (k / group) * T;
-        const float* z = zero.data() + (k / group) * T;
-        for (int64_t r = 0; r < T; ++r) row[r] = (row[r] - z[r]) * s[r];
+#ifdef __AVX2__
+      if (t.half && columns == K && B % 32 == 0) {
+        for (int64_t b = 0; b < t.blocks; ++b)
+          dequantize_half_block(packed + t.offset + b * B * columns / 2, B, K, group, zero.data() + b * B, scale.data() + b * B, T,
+                                buf.data() + b * B);
+      } else
+#endif
+      {
+        for (int64_t b = 0; b < t.blocks; ++b)
+          unpack_block(packed + t.offset + b * B * columns / 2, B, t.half, columns, K, buf.data() + b * B, T);
+        for (int64_t k = 0; k < K; ++k) {
+          float* row = buf.data() + k * T;
+          const float* s = scale.data() + (k / group) * T;
+          const float* z = zero.data() + (k / group) * T;
+          for (int64_t r = 0; r < T; ++r) row[r] = (row[r] - z[r]) * s[r];
+        }
       }
       // y[:, row:row+valid] = x @ W_tile.T; column-major: C (valid x M) = A (valid x K) * X (K x M)
       const int m = (int)valid, n = (int)M, k = (int)K, lda = (int)T, ldb = (int)K, ldc = (int)N;
