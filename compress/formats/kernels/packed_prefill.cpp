@@ -77,20 +77,28 @@ static inline void affine16(__m128i codes, const float* zero, const float* scale
   _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_sub_ps(b, _mm256_loadu_ps(zero + 8)), _mm256_loadu_ps(scale + 8)));
 }
 
-// The common case in one pass: a "half" block (B a multiple of 32) of 2-4-bit codes, unpacked
-// and dequantized straight into buf[k * ld + r]; zero and scale are the tile's (G, ld) tables
-// already offset to this block's rows.
-static void dequantize_half_block(const uint8_t* src, int64_t B, int64_t K, int64_t group, const float* zero,
+// The common cases in one pass: a "half" block (B a multiple of 32) unpacked and dequantized
+// straight into buf[k * ld + r]; zero and scale are the tile's (G, ld) tables already offset to
+// this block's rows. 2-4-bit codes are one nibble; split 5-8-bit codes (K high-nibble columns,
+// then K low-nibble columns) are put together as (high << 4) | low, still one byte.
+static void dequantize_half_block(const uint8_t* src, int64_t B, int64_t K, bool split, int64_t group, const float* zero,
                                   const float* scale, int64_t ld, float* buf) {
   const int64_t H = B / 2;
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  for (int64_t c = 0; c < K; ++c, src += H) {
+  const __m128i low = _mm_set1_epi8(0x0F), high = _mm_set1_epi8(static_cast<char>(0xF0));
+  const uint8_t* second = src + K * H;  // split: the low nibbles' columns
+  for (int64_t c = 0; c < K; ++c, src += H, second += H) {
     const int64_t g = (c / group) * ld;
     float* dst = buf + c * ld;
     for (int64_t j = 0; j < H; j += 16) {
       const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
-      affine16(_mm_and_si128(bytes, mask), zero + g + j, scale + g + j, dst + j);
-      affine16(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), zero + g + H + j, scale + g + H + j, dst + H + j);
+      __m128i first_rows = _mm_and_si128(bytes, low), last_rows = _mm_and_si128(_mm_srli_epi16(bytes, 4), low);
+      if (split) {
+        const __m128i lows = _mm_loadu_si128(reinterpret_cast<const __m128i*>(second + j));
+        first_rows = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(bytes, 4), high), _mm_and_si128(lows, low));
+        last_rows = _mm_or_si128(_mm_and_si128(bytes, high), _mm_and_si128(_mm_srli_epi16(lows, 4), low));
+      }
+      affine16(first_rows, zero + g + j, scale + g + j, dst + j);
+      affine16(last_rows, zero + g + H + j, scale + g + H + j, dst + H + j);
     }
   }
 }
@@ -134,10 +142,10 @@ extern "C" int scalecompress_packed_prefill(
       }
       const int64_t B = t.blocks > 1 ? block : T;
 #ifdef __AVX2__
-      if (t.half && columns == K && B % 32 == 0) {
+      if (t.half && B % 32 == 0) {
         for (int64_t b = 0; b < t.blocks; ++b)
-          dequantize_half_block(packed + t.offset + b * B * columns / 2, B, K, group, zero.data() + b * B, scale.data() + b * B, T,
-                                buf.data() + b * B);
+          dequantize_half_block(packed + t.offset + b * B * columns / 2, B, K, columns != K, group, zero.data() + b * B,
+                                scale.data() + b * B, T, buf.data() + b * B);
       } else
 #endif
       {
