@@ -58,14 +58,15 @@ from compress.formats.packing import (
 # the crossings on the machine at hand.
 KERNEL_MAX_ROWS = 128
 KERNEL_MAX_ROWS_SPLIT = 16
-KERNEL_MAX_ROWS_PREFILL = 8
-DECODE_ROWS = min(KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_PREFILL)  # the int4 kernel whatever else holds
+KERNEL_MAX_ROWS_PREFILL = 8  # measured crossings (2-core AVX2, the 135M model's layer shapes): 8-16 rows at 4 bits
+KERNEL_MAX_ROWS_PREFILL_SPLIT = 4  # 4-8 rows for the two-nibble 5-8-bit form
+DECODE_ROWS = min(KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_PREFILL, KERNEL_MAX_ROWS_PREFILL_SPLIT)  # the int4 kernel whatever else holds
 
 
 def max_kernel_rows(bits: int, prefill: bool) -> int:
     """Token rows up to which a layer of `bits` runs the int4 kernel (`prefill`: against the prefill kernel)."""
     if prefill:
-        return KERNEL_MAX_ROWS_PREFILL
+        return KERNEL_MAX_ROWS_PREFILL if bits <= 4 else KERNEL_MAX_ROWS_PREFILL_SPLIT
     return KERNEL_MAX_ROWS if bits <= 4 else KERNEL_MAX_ROWS_SPLIT
 
 
