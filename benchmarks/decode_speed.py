@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
+import dataclasses
 import os
 import statistics
 import sys
@@ -160,13 +161,14 @@ def profile(model, prompt: torch.Tensor, runner: Runner, rows: int = 25) -> None
 
 
 def crossover(threads: int) -> None:
-    """Per layer shape of the 135M model: ms of the int4 kernel against the prefill kernel
-    (tile-wise dequantize + sgemm) and dense fp32, by token rows; the crossing sets
-    KERNEL_MAX_ROWS_PREFILL in compress/formats/quantized_linear.py."""
+    """Per layer shape of the 135M model: ms of PyTorch's int4 kernel, our decode kernel and our
+    prefill kernel (tile-wise dequantize + sgemm) against dense fp32, by token rows; the crossings
+    set KERNEL_MAX_ROWS_PREFILL(_SPLIT) in compress/formats/quantized_linear.py and which bit
+    widths decode on our kernel (compress/formats/native_kernels.py)."""
     import torch.nn.functional as F
 
     from compress.algorithms.quantization.grid import rtn_quantize
-    from compress.formats import QuantizedLinear
+    from compress.formats import QuantizedLinear, cpu_int4, native_kernels
 
     def best(function, repeats=7):
         function()
@@ -178,8 +180,8 @@ def crossover(threads: int) -> None:
         return statistics.median(times) * 1e3
 
     print(f"\n{' / '.join(cpu_description())}; {threads} threads; load average {os.getloadavg()[0]:.2f}\n")
-    print("| layer (out x in) | bits | rows | fp32 GEMM ms | int4 kernel ms | prefill kernel ms |")
-    print("|---|---|---|---|---|---|")
+    print("| layer (out x in) | bits | rows | fp32 GEMM ms | int4 kernel ms | our decode kernel ms | prefill kernel ms |")
+    print("|---|---|---|---|---|---|---|")
     for out_features, in_features in [(576, 576), (1536, 576), (576, 1536)]:
         weight = torch.randn(out_features, in_features) * 0.02
         for bits in (4, 8):
@@ -187,12 +189,15 @@ def crossover(threads: int) -> None:
             with torch.inference_mode():
                 layer(torch.randn(1, in_features))
                 kernel = layer._kernel
+                op = dataclasses.replace(kernel, native_decode=False)  # the int4 op even where ours decodes
+                decodes = native_kernels.decodes(cpu_int4.kernel_layout())
                 for rows in (1, 4, 8, 16, 32, 64, 128):
                     x = torch.randn(rows, in_features)
                     dense = best(lambda: F.linear(x, weight))
-                    int4 = best(lambda: layer._kernel_forward(x, kernel))
-                    tiled = best(lambda: layer._prefill_forward(x, kernel))
-                    print(f"| {out_features}x{in_features} | {bits} | {rows} | {dense:.3f} | {int4:.3f} | {tiled:.3f} |", flush=True)
+                    int4 = best(lambda: layer._kernel_forward(x, op))
+                    ours = best(lambda: layer._native_forward(x, kernel, native_kernels.decode)) if decodes else float("nan")
+                    tiled = best(lambda: layer._native_forward(x, kernel, native_kernels.prefill))
+                    print(f"| {out_features}x{in_features} | {bits} | {rows} | {dense:.3f} | {int4:.3f} | {ours:.3f} | {tiled:.3f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,9 @@ How it computes:
   stays exact to ~2**-18. On the first such call the portable `qweight` is converted and then
   released: RAM holds one packed copy (4 bits per weight for 2–4-bit codes, 8 for 5–8) plus a
   bf16 scale table, and `state_dict()` rebuilds the portable bytes.
-- CPU, more rows (prefills, batches): the prefill kernel (`compress.formats.prefill_kernel`)
+  Where our decode kernel is built (`compress.formats.native_kernels`), 5–8-bit codes run on it
+  instead: it reads both nibbles in one pass, in fp32 with the exact fp16 scales.
+- CPU, more rows (prefills, batches): the prefill kernel (`compress.formats.native_kernels`)
   reads the same kernel layout, dequantizes a cache-sized tile of rows at a time and runs BLAS
   sgemm on it in fp32 (activations of other dtypes are widened, the result narrowed back).
 - CUDA, gradients, shapes the int4 kernel refuses (no group of 32..256 dividing the input), or
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import ScaleCompressError
-from compress.formats import cpu_int4, prefill_kernel
+from compress.formats import cpu_int4, native_kernels
 from compress.formats.affine import dequantize_codes, expand_groups, group_count
 from compress.formats.base import PackedModule, register_format
 from compress.formats.packing import (
@@ -74,7 +76,7 @@ SPEC_VERSION = 1
 
 
 def _prefill_available() -> bool:
-    return prefill_kernel.available() and cpu_int4.kernel_layout() is not None
+    return native_kernels.available() and cpu_int4.kernel_layout() is not None
 
 
 @dataclass
@@ -84,6 +86,7 @@ class _KernelWeight:
     group_size: int
     columns: int  # in_features, or 2 * in_features when codes run as two nibbles
     rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
+    native_decode: bool = False  # few rows run our decode kernel (5-8-bit codes), not the int4 op
 
 
 def lookup_rows(qweight, scales, zeros, ids: torch.Tensor, *, bits: int, group_size: int | None, columns: int, dtype: torch.dtype) -> torch.Tensor:
@@ -249,13 +252,13 @@ class QuantizedLinear(PackedModule):
         """The kernel a forward on `rows` token rows runs (on the layer's device): 'cpu-int4'
         (4-bit codes, and 2/3-bit codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit codes as
         two nibbles) for few rows; for more, 'packed-prefill' (tile-wise dequantize + sgemm,
-        `compress.formats.prefill_kernel`) or 'dequantize-gemm' (the whole weight dequantized,
+        `compress.formats.native_kernels`) or 'dequantize-gemm' (the whole weight dequantized,
         then `F.linear`; also CUDA and shapes the int4 kernel refuses)."""
         if rows < 1 or not self._kernel_possible():
             return "dequantize-gemm"
         prefill = _prefill_available()
         if rows <= max_kernel_rows(self.bits, prefill):
-            return "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
+            return "cpu-int4" if self.bits <= 4 else "packed-decode" if self._native_decode() else "cpu-int4x2"
         return "packed-prefill" if prefill else "dequantize-gemm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -270,16 +273,20 @@ class QuantizedLinear(PackedModule):
                 if rows <= max_kernel_rows(self.bits, prefill):
                     return self._kernel_forward(x, kernel)
                 if prefill:
-                    return self._prefill_forward(x, kernel)
+                    return self._native_forward(x, kernel, native_kernels.prefill)
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, self.dequantize(x.dtype), bias)
 
-    def _prefill_forward(self, x: torch.Tensor, kernel: _KernelWeight) -> torch.Tensor:
+    def _native_decode(self) -> bool:
+        return self.bits > 4 and native_kernels.decodes(cpu_int4.kernel_layout())
+
+    def _native_forward(self, x: torch.Tensor, kernel: _KernelWeight, function) -> torch.Tensor:
+        """`function` (`native_kernels.prefill` or `.decode`) on x, in fp32, back to x's dtype."""
         flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous()
         # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
         zeros = self.zeros.to(torch.float16).contiguous() if self.bits >= 4 and self.zeros is not None else None
         default_zero = 8.0 if self.bits < 4 else float(2 ** (self.bits - 1))
-        y = prefill_kernel.matmul(flat, kernel.packed, kernel.rows, kernel.columns, self.scales.to(torch.float16).contiguous(), zeros, default_zero,
+        y = function(flat, kernel.packed, kernel.rows, kernel.columns, self.scales.to(torch.float16).contiguous(), zeros, default_zero,
                                   self.group_size or self.in_features, self.out_features, cpu_int4.kernel_layout())
         if self.bias is not None:
             y += self.bias.to(torch.float32)
@@ -287,6 +294,8 @@ class QuantizedLinear(PackedModule):
 
     def _kernel_forward(self, x: torch.Tensor, kernel: _KernelWeight) -> torch.Tensor:
         # Hot path of decoding: as few tensor ops and Python calls as possible.
+        if kernel.native_decode:
+            return self._native_forward(x, kernel, native_kernels.decode)
         flat = (x if x.dim() == 2 else x.reshape(-1, self.in_features)).to(torch.bfloat16)
         if kernel.columns != self.in_features:
             flat = torch.cat([flat, flat], dim=1)
@@ -330,7 +339,7 @@ class QuantizedLinear(PackedModule):
         table = self._scale_zero_table(group)
         if padding:  # zero scale and offset: padding rows compute 0 and are cut off
             table = F.pad(table, (0, 0, 0, padding))
-        self._kernel = _KernelWeight(packed, table, group, nibbles.shape[1], rows)
+        self._kernel = _KernelWeight(packed, table, group, nibbles.shape[1], rows, self._native_decode())
         restored = cpu_int4.from_kernel_layout(packed, rows, nibbles.shape[1])
         if restored is not None and torch.equal(restored[: self.out_features], nibbles):
             self._buffers["qweight"] = None  # one packed copy in RAM; state_dict rebuilds it

@@ -3,10 +3,10 @@ import torch
 import torch.nn.functional as F
 
 from compress.algorithms.quantization.grid import rtn_quantize
-from compress.formats import QuantizedLinear, cpu_int4, prefill_kernel
+from compress.formats import QuantizedLinear, cpu_int4, native_kernels
 from compress.formats.quantized_linear import KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_PREFILL
 
-needs_kernels = pytest.mark.skipif(not (cpu_int4.kernel_available() and cpu_int4.kernel_layout() and prefill_kernel.available()),
+needs_kernels = pytest.mark.skipif(not (cpu_int4.kernel_available() and cpu_int4.kernel_layout() and native_kernels.available()),
                                    reason="no CPU int4 ops, or the prefill kernel cannot be built here")
 
 
@@ -21,7 +21,7 @@ def layer(bits, group_size=64, out_features=100, in_features=576, symmetric=Fals
 @needs_kernels
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 8])
 @pytest.mark.parametrize("symmetric", [False, True])
-def test_prefill_kernel_computes_with_the_exact_dequantized_weight(bits, symmetric):
+def test_prefill_computes_with_the_exact_dequantized_weight(bits, symmetric):
     # out 100: full blocks of the layout, a tail packed in pairs and padding rows; in 576 with
     # group 128: a ragged last group of 64
     packed = layer(bits, group_size=128, symmetric=symmetric, bias=True)
@@ -38,7 +38,7 @@ def test_prefill_kernel_computes_with_the_exact_dequantized_weight(bits, symmetr
 
 @needs_kernels
 @pytest.mark.parametrize("out_features", [16, 48, 200, 1040])  # one block, a tail only, several tiles, many tiles
-def test_prefill_kernel_covers_every_tile_shape(out_features):
+def test_prefill_covers_every_tile_shape(out_features):
     packed = layer(4, group_size=32, out_features=out_features, in_features=96)
     x = torch.randn(KERNEL_MAX_ROWS_PREFILL + 1, 96)
     with torch.no_grad():
@@ -46,7 +46,7 @@ def test_prefill_kernel_covers_every_tile_shape(out_features):
 
 
 @needs_kernels
-def test_prefill_kernel_keeps_the_activation_dtype():
+def test_prefill_keeps_the_activation_dtype():
     packed = layer(4)
     x = torch.randn(64, 576).bfloat16()
     with torch.no_grad():
@@ -56,10 +56,27 @@ def test_prefill_kernel_keeps_the_activation_dtype():
 
 
 @needs_kernels
+@pytest.mark.parametrize("bits", [5, 8])
+def test_decode_kernel_runs_two_nibble_codes_exactly(bits):
+    packed = layer(bits, group_size=128, bias=True)
+    expected = packed.dequantize()
+    with torch.no_grad():
+        for rows in (1, 3):
+            x = torch.randn(rows, 576)
+            y = packed(x)
+            assert torch.allclose(y, F.linear(x, expected, packed.bias), atol=1e-4, rtol=1e-5)
+        y16 = packed(x.bfloat16())
+    assert y16.dtype == torch.bfloat16
+    decodes = native_kernels.decodes(cpu_int4.kernel_layout())
+    assert packed._kernel.native_decode == decodes
+    assert packed.kernel_for(1) == ("packed-decode" if decodes else "cpu-int4x2")
+
+
+@needs_kernels
 def test_kernel_for_names_the_path_by_rows():
     four, eight = layer(4), layer(8)
     assert four.kernel_for(1) == "cpu-int4" and four.kernel_for(KERNEL_MAX_ROWS_PREFILL) == "cpu-int4"
-    assert eight.kernel_for(1) == "cpu-int4x2"
+    assert eight.kernel_for(1) in ("packed-decode", "cpu-int4x2")
     assert four.kernel_for(KERNEL_MAX_ROWS_PREFILL + 1) == eight.kernel_for(64) == "packed-prefill"
     refused = layer(4, group_size=8, out_features=24, in_features=40)  # no kernel group size divides 40
     assert refused.kernel_for(1) == refused.kernel_for(100) == "dequantize-gemm"
@@ -78,14 +95,14 @@ def test_switched_off_the_layer_dequantizes_and_stays_exact(monkeypatch):
 def test_a_failed_build_warns_once_and_the_layer_falls_back(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     monkeypatch.setenv("SCALECOMPRESS_CACHE", str(tmp_path))
-    prefill_kernel._library.cache_clear()
+    native_kernels._library.cache_clear()
     try:
-        with pytest.warns(UserWarning, match="packed prefill kernel unavailable: false failed"):
-            assert not prefill_kernel.available()
+        with pytest.warns(UserWarning, match="native kernels for packed layers unavailable: false failed"):
+            assert not native_kernels.available()
         packed = layer(4)
         x = torch.randn(KERNEL_MAX_ROWS + 1, 576)
         with torch.no_grad():
             assert torch.allclose(packed(x), F.linear(x, packed.dequantize()), atol=1e-4)
         assert not list(tmp_path.glob("kernels/*.so"))  # nothing half-built left in the cache
     finally:
-        prefill_kernel._library.cache_clear()
+        native_kernels._library.cache_clear()

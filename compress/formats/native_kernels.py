@@ -1,12 +1,17 @@
-"""The prefill kernel: many token rows times a packed weight held in the CPU int4 layout, in fp32.
+"""Our C++ kernels for packed weights held in the CPU int4 layout (`kernels/packed_matmul.cpp`).
 
-Why it exists: PyTorch's int4 kernel (`compress.formats.cpu_int4`) is made for decoding; on
+`prefill`: many token rows times the weight, in fp32. Why it exists: PyTorch's int4 kernel (`compress.formats.cpu_int4`) is made for decoding; on
 a 96-token prefill it computes ~2x slower than fp32 GEMM, and dequantizing the whole weight
 first (one write of the dense weight per call) costs about as much as the GEMM itself. This
-kernel (`kernels/packed_prefill.cpp`) dequantizes one tile of output rows at a time into a
+kernel (`kernels/packed_matmul.cpp`) dequantizes one tile of output rows at a time into a
 buffer that stays in cache and multiplies it with the same BLAS `sgemm` PyTorch uses, so the
 dense weight never exists and the GEMM runs at BLAS speed. Values are exact: `(code - zero) *
 scale` with the stored fp16 scales and zeros, the same numbers as `QuantizedLinear.dequantize()`.
+
+`decode`: a few token rows straight from the codes (AVX2, blocks of 32 rows), summing codes times
+x per group in fp32 and applying scale and zero once per group. On 5-8-bit codes (two nibbles)
+at one row it ran 1.0-1.7x as fast as the int4 kernel, which feeds them through twice; on 2-4-bit
+codes it was slower, so those keep the int4 kernel (benchmarks/decode_speed.py --crossover).
 
 It is plain C++ (no PyTorch headers), built on first use with the system compiler in about a
 second, cached in the cache directory under a key of its source, the compiler, PyTorch and the
@@ -35,16 +40,18 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-SOURCE = Path(__file__).with_name("kernels") / "packed_prefill.cpp"
+SOURCE = Path(__file__).with_name("kernels") / "packed_matmul.cpp"
 TILE_FLOATS = 1 << 16  # dequantized floats per tile (256 KB): stays in L2 while sgemm reads it
 
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
-_ARGTYPES = [_PTR, _I64, _I64, _PTR, _I64, _I64, _I64, ctypes.c_int, _PTR, _PTR, _I64, ctypes.c_float, _I64, _PTR, _I64, _I64,
-             ctypes.c_int, _PTR]
+# shared by both kernels: x, M, K, packed, rows, columns, block, half, scales, zeros, G, default zero, group, y, N
+_ARGTYPES = [_PTR, _I64, _I64, _PTR, _I64, _I64, _I64, ctypes.c_int, _PTR, _PTR, _I64, ctypes.c_float, _I64, _PTR, _I64]
 
 
 def enabled() -> bool:
@@ -57,26 +64,52 @@ def available() -> bool:
     return enabled() and _library() is not None
 
 
-def matmul(x: torch.Tensor, packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, zeros: torch.Tensor | None,
-           default_zero: float, group: int, out_features: int, layout: tuple[str, int]) -> torch.Tensor:
+def prefill(x: torch.Tensor, packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, zeros: torch.Tensor | None,
+            default_zero: float, group: int, out_features: int, layout: tuple[str, int]) -> torch.Tensor:
     """`x` (M, K) fp32 contiguous times the kernel-layout weight -> (M, out_features) fp32.
 
     `zeros` are the stored fp16 zero points (None: every code's zero is `default_zero`);
     `group` the quantization group size along K (the last group may be ragged)."""
-    function, sgemm = _library()
+    library = _library()
+    return _call(library.prefill, x, packed, rows, columns, scales, zeros, default_zero, group, out_features, layout,
+                 TILE_FLOATS, torch.get_num_threads(), library.sgemm)
+
+
+def decode(x: torch.Tensor, packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, zeros: torch.Tensor | None,
+           default_zero: float, group: int, out_features: int, layout: tuple[str, int]) -> torch.Tensor:
+    """The same product for a few rows, from the codes directly (see `decodes`)."""
+    return _call(_library().decode, x, packed, rows, columns, scales, zeros, default_zero, group, out_features, layout,
+                 torch.get_num_threads())
+
+
+def decodes(layout: tuple[str, int] | None) -> bool:
+    """Whether `decode` has its vectorised loop for this layout (else it would run scalar)."""
+    library = _library() if enabled() else None
+    return library is not None and layout is not None and layout[0] != "pairs" and layout[1] == library.decode_block
+
+
+def _call(function, x, packed, rows, columns, scales, zeros, default_zero, group, out_features, layout, *tail) -> torch.Tensor:
     style, block = layout
     y = torch.empty(x.shape[0], out_features, dtype=torch.float32)
     status = function(x.data_ptr(), x.shape[0], x.shape[1], packed.data_ptr(), rows, columns, block, int(style != "pairs"),
                       scales.data_ptr(), zeros.data_ptr() if zeros is not None else None, scales.shape[1], default_zero, group,
-                      y.data_ptr(), out_features, TILE_FLOATS, torch.get_num_threads(), sgemm)
+                      y.data_ptr(), out_features, *tail)
     if status != 0:
-        raise ValueError(f"packed prefill kernel refused a weight of {columns} columns for {x.shape[1]} inputs")
+        raise ValueError(f"packed kernel refused a weight of {columns} columns for {x.shape[1]} inputs")
     return y
 
 
+@dataclass(frozen=True)
+class _Library:
+    prefill: Any
+    decode: Any
+    decode_block: int  # the "half" layout block the decode loop vectorises (0: none)
+    sgemm: ctypes.c_void_p
+
+
 @functools.cache
-def _library():
-    """(the kernel function, the address of BLAS sgemm_) or None, warning once why not."""
+def _library() -> _Library | None:
+    """The built kernels and the address of BLAS sgemm_, or None, warning once why not."""
     try:
         sgemm = ctypes.cast(ctypes.CDLL(str(_torch_lib() / "libtorch_cpu.so")).sgemm_, ctypes.c_void_p)
     except (OSError, AttributeError):
@@ -91,13 +124,15 @@ def _library():
         return _refuse(f"{Path(compiler).name} failed: {lines[-1] if lines else f'exit {error.returncode}'}")
     except OSError as error:
         return _refuse(f"loading it failed: {error}")
-    function = library.scalecompress_packed_prefill
-    function.restype, function.argtypes = ctypes.c_int, _ARGTYPES
-    return function, sgemm
+    prefill_function, decode_function = library.scalecompress_packed_prefill, library.scalecompress_packed_gemv
+    prefill_function.restype, prefill_function.argtypes = ctypes.c_int, [*_ARGTYPES, _I64, ctypes.c_int, _PTR]
+    decode_function.restype, decode_function.argtypes = ctypes.c_int, [*_ARGTYPES, ctypes.c_int]
+    library.scalecompress_gemv_block.restype = ctypes.c_int
+    return _Library(prefill_function, decode_function, library.scalecompress_gemv_block(), sgemm)
 
 
 def _refuse(why: str):
-    warnings.warn(f"packed prefill kernel unavailable: {why}; prefill dequantizes each layer instead (correct, slower)", stacklevel=3)
+    warnings.warn(f"native kernels for packed layers unavailable: {why}; prefill dequantizes each layer instead (correct, slower)", stacklevel=3)
     return None
 
 
@@ -119,7 +154,7 @@ def _build(compiler: str) -> Path:
 
     flags = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c++17", *_openmp()]
     key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, " ".join(flags), torch.__version__, _cpu()]).encode()).hexdigest()[:16]
-    target = cache_dir("kernels") / f"packed_prefill-{key}.so"
+    target = cache_dir("kernels") / f"packed_matmul-{key}.so"
     if target.is_file():
         return target
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:

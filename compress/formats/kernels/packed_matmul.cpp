@@ -1,5 +1,5 @@
 // Prefill GEMM for packed 2-8-bit weights held in PyTorch's CPU int4 layout: y = x @ W.T in fp32.
-// Built by compress/formats/prefill_kernel.py with the system C++ compiler and called via ctypes.
+// Built by compress/formats/native_kernels.py with the system C++ compiler and called via ctypes.
 //
 // The weight is never dequantized whole. Each thread takes a tile of output rows (whole blocks
 // of the layout), dequantizes it into a buffer that stays in cache (K x tile floats, transposed
@@ -75,6 +75,22 @@ static inline void affine16(__m128i codes, const float* zero, const float* scale
   const __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(codes, 8)));
   _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_sub_ps(a, _mm256_loadu_ps(zero)), _mm256_loadu_ps(scale)));
   _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_sub_ps(b, _mm256_loadu_ps(zero + 8)), _mm256_loadu_ps(scale + 8)));
+}
+
+// acc[0..3] += the 32 codes of column c of a "half" block (rows 0-15 low nibbles, 16-31 high) * x[c].
+static inline void column32(const uint8_t* src, int64_t c, int64_t K, bool split, __m256 xv, __m256* acc) {
+  const __m128i low = _mm_set1_epi8(0x0F), high = _mm_set1_epi8(static_cast<char>(0xF0));
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c * 16));
+  __m128i first = _mm_and_si128(bytes, low), last = _mm_and_si128(_mm_srli_epi16(bytes, 4), low);
+  if (split) {
+    const __m128i lows = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + (c + K) * 16));
+    first = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(bytes, 4), high), _mm_and_si128(lows, low));
+    last = _mm_or_si128(_mm_and_si128(bytes, high), _mm_and_si128(_mm_srli_epi16(lows, 4), low));
+  }
+  acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(first)), xv, acc[0]);
+  acc[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(first, 8))), xv, acc[1]);
+  acc[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(last)), xv, acc[2]);
+  acc[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(last, 8))), xv, acc[3]);
 }
 
 // The common cases in one pass: a "half" block (B a multiple of 32) unpacked and dequantized
@@ -165,4 +181,87 @@ extern "C" int scalecompress_packed_prefill(
     }
   }
   return 0;
+}
+
+// Decoding: y = x @ W.T for a few token rows, straight from the packed codes (no tile buffer).
+// Per block of B output rows and per quantization group, the codes times x are summed in fp32,
+// then y += scale * (sum - zero * sum(x over the group)). Full "half" blocks run the AVX2 loop;
+// tail blocks (pairs) are dequantized like the prefill tiles and multiplied scalar.
+extern "C" int scalecompress_packed_gemv(
+    const float* x, int64_t M, int64_t K,
+    const uint8_t* packed, int64_t rows, int64_t columns, int64_t block, int half,
+    const uint16_t* scales, const uint16_t* zeros, int64_t G, float default_zero, int64_t group,
+    float* y, int64_t N, int threads) {
+  if (columns != K && columns != 2 * K) return 1;
+  const bool split = columns != K;
+  const int64_t full = rows / block;
+  const int64_t count = full + (rows > full * block ? 1 : 0);
+  std::vector<float> group_sums(M * G, 0.0f);  // sum of x over each group: the zero points' term
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) group_sums[m * G + k / group] += x[m * K + k];
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < count; ++i) {
+    const bool tail = i == full;
+    const int64_t row0 = i * block, B = tail ? rows - full * block : block, H = B / 2;
+    const int64_t valid = std::min(B, N - row0);
+    if (valid <= 0) continue;
+    const uint8_t* src = packed + row0 * columns / 2;
+    std::vector<float> scale(G * B), zero(G * B);
+    for (int64_t r = 0; r < B; ++r) {
+      const int64_t n = row0 + r;
+      for (int64_t g = 0; g < G; ++g) {
+        scale[g * B + r] = r < valid ? half_to_float(scales[n * G + g]) : 0.0f;
+        zero[g * B + r] = r < valid ? (zeros ? half_to_float(zeros[n * G + g]) : default_zero) : 0.0f;
+      }
+    }
+#ifdef __AVX2__
+    if (!tail && half && B == 32) {
+      for (int64_t m = 0; m < M; ++m) {
+        const float* xm = x + m * K;
+        __m256 out[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t g = 0; g < G; ++g) {
+          // two columns per step, each with its own accumulators: FMA latency, not a chain
+          __m256 acc[8];
+          for (int q = 0; q < 8; ++q) acc[q] = _mm256_setzero_ps();
+          const int64_t begin = g * group, end = std::min(K, (g + 1) * group);
+          int64_t c = begin;
+          for (; c + 1 < end; c += 2) {
+            column32(src, c, K, split, _mm256_set1_ps(xm[c]), acc);
+            column32(src, c + 1, K, split, _mm256_set1_ps(xm[c + 1]), acc + 4);
+          }
+          if (c < end) column32(src, c, K, split, _mm256_set1_ps(xm[c]), acc);
+          const __m256 xs = _mm256_set1_ps(group_sums[m * G + g]);
+          for (int q = 0; q < 4; ++q) {
+            const __m256 z = _mm256_loadu_ps(zero.data() + g * B + 8 * q), sc = _mm256_loadu_ps(scale.data() + g * B + 8 * q);
+            out[q] = _mm256_fmadd_ps(sc, _mm256_fnmadd_ps(z, xs, _mm256_add_ps(acc[q], acc[q + 4])), out[q]);
+          }
+        }
+        float result[32];
+        for (int q = 0; q < 4; ++q) _mm256_storeu_ps(result + 8 * q, out[q]);
+        for (int64_t r = 0; r < valid; ++r) y[m * N + row0 + r] = result[r];
+      }
+      continue;
+    }
+#endif
+    std::vector<float> buf(K * B);
+    unpack_block(src, B, half && !tail, columns, K, buf.data(), B);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < B; ++r) buf[k * B + r] = (buf[k * B + r] - zero[(k / group) * B + r]) * scale[(k / group) * B + r];
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t r = 0; r < valid; ++r) {
+        float sum = 0.0f;
+        for (int64_t k = 0; k < K; ++k) sum += buf[k * B + r] * x[m * K + k];
+        y[m * N + row0 + r] = sum;
+      }
+  }
+  return 0;
+}
+
+// The block size of the "half" layout the vectorised decode loop handles (0: none, scalar only).
+extern "C" int scalecompress_gemv_block() {
+#ifdef __AVX2__
+  return 32;
+#else
+  return 0;
+#endif
 }
