@@ -18,6 +18,7 @@ table with the ratios to our fp32 and writes the JSON next to --out.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -111,7 +112,9 @@ def torch_decode(model, prompt, new_tokens: int, repeats: int) -> float:
 
 def measure(name, model, tokenizer, python: Path, args, folder: Path) -> list[dict]:
     import compress
+    from compress.bench.roofline import bytes_read_per_token
     from compress.passes import RTNConfig
+    from compress.algorithms.quantization.rtn import TableQuant
 
     context = min(args.window, model.config.max_position_embeddings)
     windows = token_windows(tokenizer, model.config.vocab_size, context, args.windows)
@@ -124,10 +127,17 @@ def measure(name, model, tokenizer, python: Path, args, folder: Path) -> list[di
     for qtype in ("F16", "Q8_0", "Q4_0"):
         files[f"llama.cpp {qtype}"] = compress.export(model, "gguf", folder / f"{name}-{qtype}.gguf", tokenizer=tokenizer, gguf_type=qtype)["path"]
     log("ours fp32")
-    rows.append({"name": "ours fp32", "perplexity": torch_perplexity(model, windows), "decode_tokens_per_s": torch_decode(model, prompt, new_tokens, args.repeats)})
+    rows.append({"name": "ours fp32", "perplexity": torch_perplexity(model, windows), "decode_tokens_per_s": torch_decode(model, prompt, new_tokens, args.repeats),
+                 "bytes_read_per_token": bytes_read_per_token(model)})
+    log("ours rtn-w4-g128 with the head packed at 8 bits (decode_speed.py's acceptance variant)")
+    packed, _ = compress.apply(copy.deepcopy(model), [RTNConfig(bits=4, group_size=128, head=TableQuant(bits=8, group_size=128))], progress=False)
+    rows.append({"name": "ours rtn-w4-g128-head8", "perplexity": torch_perplexity(packed, windows),
+                 "decode_tokens_per_s": torch_decode(packed, prompt, new_tokens, args.repeats), "bytes_read_per_token": bytes_read_per_token(packed)})
+    del packed
     log("ours rtn-w4-g32")
     quantized, _ = compress.apply(model, [RTNConfig(bits=4, group_size=32)], progress=False)
-    rows.append({"name": "ours rtn-w4-g32", "perplexity": torch_perplexity(quantized, windows), "decode_tokens_per_s": torch_decode(quantized, prompt, new_tokens, args.repeats)})
+    rows.append({"name": "ours rtn-w4-g32", "perplexity": torch_perplexity(quantized, windows), "decode_tokens_per_s": torch_decode(quantized, prompt, new_tokens, args.repeats),
+                 "bytes_read_per_token": bytes_read_per_token(quantized)})
     files["llama.cpp Q4_1 (our rtn codes)"] = compress.export(quantized, "gguf", folder / f"{name}-rtn-Q4_1.gguf", tokenizer=tokenizer)["path"]
     log("llama.cpp (peer venv)")
     job = folder / f"{name}-job.json"
@@ -137,10 +147,15 @@ def measure(name, model, tokenizer, python: Path, args, folder: Path) -> list[di
         raise SystemExit(f"llama.cpp worker failed: {done.stderr[-2000:]}")
     rows += [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     base = rows[0]
+    q4_0 = next(row for row in rows if row["name"] == "llama.cpp Q4_0")
     for row in rows:
         row["model"] = name
         row["decode_vs_ours_fp32"] = row["decode_tokens_per_s"] / base["decode_tokens_per_s"]
+        row["decode_vs_llamacpp_q4_0"] = row["decode_tokens_per_s"] / q4_0["decode_tokens_per_s"]
         row["ppl_vs_ours_fp32"] = row["perplexity"] / base["perplexity"]
+        if row.get("bytes_read_per_token"):  # ours: the decode roofline, with this run's bandwidth
+            limit_ms = 1000.0 * row["bytes_read_per_token"] / args.bandwidth["bytes_per_s"]
+            row["bandwidth_fraction"] = limit_ms / (1000.0 / row["decode_tokens_per_s"])
     print(f"{name}: {len(windows)} windows x {context} tokens, decode {new_tokens} tokens after {len(prompt)}", file=sys.stderr)
     return rows
 
@@ -159,17 +174,24 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     python = ensure_venv()
+    from compress.bench.roofline import cpu_read_bandwidth
+
+    args.bandwidth = cpu_read_bandwidth(args.threads)
     before = machine()
     started = time.perf_counter()
     rows: list[dict] = []
-    print("| model | runtime / weights | decode tok/s | vs ours fp32 | perplexity | vs ours fp32 |\n|---|---|---|---|---|---|", flush=True)
+    print(f"read bandwidth {args.bandwidth['bytes_per_s'] / 1e9:.1f} GB/s ({args.bandwidth['method']})")
+    print("| model | runtime / weights | decode tok/s | vs ours fp32 | vs llama.cpp Q4_0 | fraction of bandwidth limit | perplexity | vs ours fp32 |\n"
+          "|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for build in [lambda: pocket_member(args.member)] + ([] if args.skip_random else [random_135m]):
             measured = measure(*build(), python, args, Path(folder))
             rows += measured
             for row in measured:  # each model's rows as soon as they exist; the JSON is rewritten too
-                print(f"| {row['model']} | {row['name']} | {row['decode_tokens_per_s']:.1f} | {row['decode_vs_ours_fp32']:.2f}x | {row['perplexity']:.3f} | {row['ppl_vs_ours_fp32']:.4f} |", flush=True)
-            document = {"command": " ".join(sys.argv), "machine": before, "load_average_after": os.getloadavg(), "threads": args.threads,
+                fraction = f"{row['bandwidth_fraction']:.0%}" if row.get("bandwidth_fraction") else ""
+                print(f"| {row['model']} | {row['name']} | {row['decode_tokens_per_s']:.1f} | {row['decode_vs_ours_fp32']:.2f}x | "
+                      f"{row['decode_vs_llamacpp_q4_0']:.2f}x | {fraction} | {row['perplexity']:.3f} | {row['ppl_vs_ours_fp32']:.4f} |", flush=True)
+            document = {"command": " ".join(sys.argv), "machine": before, "read_bandwidth": args.bandwidth, "load_average_after": os.getloadavg(), "threads": args.threads,
                         "seconds": time.perf_counter() - started, "rows": rows}
             args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nmachine: {before['cpu']} ({', '.join(before['simd'])}), {before['cores']} cores, threads={args.threads}, "
