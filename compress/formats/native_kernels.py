@@ -9,9 +9,10 @@ dense weight never exists and the GEMM runs at BLAS speed. Values are exact: `(c
 scale` with the stored fp16 scales and zeros, the same numbers as `QuantizedLinear.dequantize()`.
 
 `decode`: a few token rows straight from the codes (AVX2, blocks of 32 rows), summing codes times
-x per group in fp32 and applying scale and zero once per group. On 5-8-bit codes (two nibbles)
-at one row it ran 1.0-1.7x as fast as the int4 kernel, which feeds them through twice; on 2-4-bit
-codes it was slower, so those keep the int4 kernel (benchmarks/decode_speed.py --crossover).
+x per group in fp32 and applying scale and zero once per group. At one row it ran 1.2-1.9x as fast
+as the int4 op (which feeds 5-8-bit codes through twice); at 4-8 rows it lost to the op at 2-4
+bits, so layers use it for one row there and up to 4 rows at 5-8 bits
+(benchmarks/decode_speed.py --crossover).
 
 It is plain C++ (no PyTorch headers), built on first use with the system compiler in about a
 second, cached in the cache directory under a key of its source, the compiler, PyTorch and the

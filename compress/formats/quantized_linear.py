@@ -16,8 +16,9 @@ How it computes:
   stays exact to ~2**-18. On the first such call the portable `qweight` is converted and then
   released: RAM holds one packed copy (4 bits per weight for 2–4-bit codes, 8 for 5–8) plus a
   bf16 scale table, and `state_dict()` rebuilds the portable bytes.
-  Where our decode kernel is built (`compress.formats.native_kernels`), 5–8-bit codes run on it
-  instead: it reads both nibbles in one pass, in fp32 with the exact fp16 scales.
+  Where our decode kernel is built (`compress.formats.native_kernels`), it runs single rows (and
+  5–8-bit codes up to 4 rows) instead, in fp32 with the exact fp16 scales, both nibbles of 5–8-bit
+  codes in one pass: 1.2–1.9x the int4 op at one row.
 - CPU, more rows (prefills, batches): the prefill kernel (`compress.formats.native_kernels`)
   reads the same kernel layout, dequantizes a cache-sized tile of rows at a time and runs BLAS
   sgemm on it in fp32 (activations of other dtypes are widened, the result narrowed back).
@@ -86,7 +87,7 @@ class _KernelWeight:
     group_size: int
     columns: int  # in_features, or 2 * in_features when codes run as two nibbles
     rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
-    native_decode: bool = False  # few rows run our decode kernel (5-8-bit codes), not the int4 op
+    native_decode_rows: int = 0  # up to this many rows run our decode kernel, not the int4 op
 
 
 def lookup_rows(qweight, scales, zeros, ids: torch.Tensor, *, bits: int, group_size: int | None, columns: int, dtype: torch.dtype) -> torch.Tensor:
@@ -258,7 +259,9 @@ class QuantizedLinear(PackedModule):
             return "dequantize-gemm"
         prefill = _prefill_available()
         if rows <= max_kernel_rows(self.bits, prefill):
-            return "cpu-int4" if self.bits <= 4 else "packed-decode" if self._native_decode() else "cpu-int4x2"
+            if rows <= self._native_decode_rows():
+                return "packed-decode"
+            return "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
         return "packed-prefill" if prefill else "dequantize-gemm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -277,8 +280,12 @@ class QuantizedLinear(PackedModule):
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, self.dequantize(x.dtype), bias)
 
-    def _native_decode(self) -> bool:
-        return self.bits > 4 and native_kernels.decodes(cpu_int4.kernel_layout())
+    def _native_decode_rows(self) -> int:
+        """Rows up to which our decode kernel beats the int4 op (benchmarks/decode_speed.py
+        --crossover): one row at 2-4 bits, KERNEL_MAX_ROWS_PREFILL_SPLIT at 5-8; 0 where it is not built."""
+        if not native_kernels.decodes(cpu_int4.kernel_layout()):
+            return 0
+        return 1 if self.bits <= 4 else KERNEL_MAX_ROWS_PREFILL_SPLIT
 
     def _native_forward(self, x: torch.Tensor, kernel: _KernelWeight, function) -> torch.Tensor:
         """`function` (`native_kernels.prefill` or `.decode`) on x, in fp32, back to x's dtype."""
@@ -294,7 +301,7 @@ class QuantizedLinear(PackedModule):
 
     def _kernel_forward(self, x: torch.Tensor, kernel: _KernelWeight) -> torch.Tensor:
         # Hot path of decoding: as few tensor ops and Python calls as possible.
-        if kernel.native_decode:
+        if kernel.native_decode_rows and x.numel() <= kernel.native_decode_rows * self.in_features:
             return self._native_forward(x, kernel, native_kernels.decode)
         flat = (x if x.dim() == 2 else x.reshape(-1, self.in_features)).to(torch.bfloat16)
         if kernel.columns != self.in_features:
@@ -339,7 +346,7 @@ class QuantizedLinear(PackedModule):
         table = self._scale_zero_table(group)
         if padding:  # zero scale and offset: padding rows compute 0 and are cut off
             table = F.pad(table, (0, 0, 0, padding))
-        self._kernel = _KernelWeight(packed, table, group, nibbles.shape[1], rows, self._native_decode())
+        self._kernel = _KernelWeight(packed, table, group, nibbles.shape[1], rows, self._native_decode_rows())
         restored = cpu_int4.from_kernel_layout(packed, rows, nibbles.shape[1])
         if restored is not None and torch.equal(restored[: self.out_features], nibbles):
             self._buffers["qweight"] = None  # one packed copy in RAM; state_dict rebuilds it

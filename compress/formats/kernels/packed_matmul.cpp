@@ -16,7 +16,7 @@
 #include <cstring>
 #include <vector>
 #include <algorithm>
-#ifdef __AVX2__
+#if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -24,6 +24,9 @@ typedef void (*sgemm_fn)(const char*, const char*, const int*, const int*, const
                          const int*, const float*, const int*, const float*, float*, const int*);
 
 static inline float half_to_float(uint16_t h) {
+#ifdef __F16C__
+  return _cvtsh_ss(h);
+#endif
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
   uint32_t exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
   if (exponent == 0) {
@@ -199,14 +202,16 @@ extern "C" int scalecompress_packed_gemv(
   std::vector<float> group_sums(M * G, 0.0f);  // sum of x over each group: the zero points' term
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K; ++k) group_sums[m * G + k / group] += x[m * K + k];
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel num_threads(threads)
+  {
+  std::vector<float> scale(G * block), zero(G * block);
+#pragma omp for schedule(static)
   for (int64_t i = 0; i < count; ++i) {
     const bool tail = i == full;
-    const int64_t row0 = i * block, B = tail ? rows - full * block : block, H = B / 2;
+    const int64_t row0 = i * block, B = tail ? rows - full * block : block;
     const int64_t valid = std::min(B, N - row0);
     if (valid <= 0) continue;
     const uint8_t* src = packed + row0 * columns / 2;
-    std::vector<float> scale(G * B), zero(G * B);
     for (int64_t r = 0; r < B; ++r) {
       const int64_t n = row0 + r;
       for (int64_t g = 0; g < G; ++g) {
@@ -253,6 +258,7 @@ extern "C" int scalecompress_packed_gemv(
         for (int64_t k = 0; k < K; ++k) sum += buf[k * B + r] * x[m * K + k];
         y[m * N + row0 + r] = sum;
       }
+  }
   }
   return 0;
 }
