@@ -35,7 +35,6 @@ Nothing dense is kept between calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,8 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import ScaleCompressError
-from compress.formats import cpu_int4, native_kernels
-from compress.formats.affine import dequantize_codes, expand_groups, group_count
+from compress.formats import cpu_int4, kernel_weight, native_kernels
+from compress.formats.kernel_weight import KernelWeight
+from compress.formats.affine import dequantize_codes, group_count
 from compress.formats.base import PackedModule, register_format
 from compress.formats.packing import (
     SUPPORTED_BITS,
@@ -78,16 +78,6 @@ SPEC_VERSION = 1
 
 def _prefill_available() -> bool:
     return native_kernels.available() and cpu_int4.kernel_layout() is not None
-
-
-@dataclass
-class _KernelWeight:
-    packed: torch.Tensor  # the op's layout of (rows, columns) 4-bit codes
-    scale_zeros: torch.Tensor  # bf16 (columns / group_size, rows, 2)
-    group_size: int
-    columns: int  # in_features, or 2 * in_features when codes run as two nibbles
-    rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
-    native_decode_rows: int = 0  # up to this many rows run our decode kernel, not the int4 op
 
 
 def lookup_rows(qweight, scales, zeros, ids: torch.Tensor, *, bits: int, group_size: int | None, columns: int, dtype: torch.dtype) -> torch.Tensor:
@@ -130,7 +120,7 @@ class QuantizedLinear(PackedModule):
         zeros = None if symmetric else torch.full((out_features, groups), 2 ** (bits - 1), dtype=torch.float16, device=device)
         self.register_buffer("zeros", zeros)
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=bias_dtype, device=device)) if bias else None
-        self._kernel: _KernelWeight | None = None
+        self._kernel: KernelWeight | None = None
         self._kernel_refused = False
 
     # -- building and describing -----------------------------------------------------------
@@ -218,7 +208,7 @@ class QuantizedLinear(PackedModule):
     def _codes_of_nibbles(self, nibbles: torch.Tensor, zeros: torch.Tensor | None) -> torch.Tensor:
         """Undo the kernel's code form for some rows (`zeros`: those rows' zero points)."""
         if self.bits < 4:
-            return nibbles - self._code_shift(zeros)
+            return nibbles - kernel_weight.code_shift(zeros, self.bits, self.in_features, self.group_size)
         if nibbles.shape[1] == self.in_features:
             return nibbles
         return (nibbles[:, : self.in_features] << 4) | nibbles[:, self.in_features :]
@@ -287,7 +277,7 @@ class QuantizedLinear(PackedModule):
             return 0
         return 1 if self.bits <= 4 else KERNEL_MAX_ROWS_PREFILL_SPLIT
 
-    def _native_forward(self, x: torch.Tensor, kernel: _KernelWeight, function) -> torch.Tensor:
+    def _native_forward(self, x: torch.Tensor, kernel: KernelWeight, function) -> torch.Tensor:
         """`function` (`native_kernels.prefill` or `.decode`) on x, in fp32, back to x's dtype."""
         flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous()
         # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
@@ -299,7 +289,7 @@ class QuantizedLinear(PackedModule):
             y += self.bias.to(torch.float32)
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
-    def _kernel_forward(self, x: torch.Tensor, kernel: _KernelWeight) -> torch.Tensor:
+    def _kernel_forward(self, x: torch.Tensor, kernel: KernelWeight) -> torch.Tensor:
         # Hot path of decoding: as few tensor ops and Python calls as possible.
         if kernel.native_decode_rows and x.numel() <= kernel.native_decode_rows * self.in_features:
             return self._native_forward(x, kernel, native_kernels.decode)
@@ -325,59 +315,20 @@ class QuantizedLinear(PackedModule):
         device = self.scales.device.type
         return device == "cpu" and cpu_int4.kernel_available() and cpu_int4.kernel_group_size(self.in_features, self.group_size) is not None
 
-    def _kernel_weight(self) -> _KernelWeight | None:
+    def _kernel_weight(self) -> KernelWeight | None:
         """The kernel's form of the weight, converted on first use; None where it cannot run."""
         if self._kernel is not None or self._kernel_refused:
             return self._kernel
         if not self._kernel_possible() or self._buffers.get("qweight") is None or self.qweight.device.type != "cpu":
             self._kernel_refused = True
             return None
-        group = cpu_int4.kernel_group_size(self.in_features, self.group_size)
-        codes = self.codes()
-        if self.bits < 4:
-            nibbles = codes + self._code_shift(self.zeros)
-        elif self.bits == 4:
-            nibbles = codes
-        else:
-            nibbles = torch.cat([codes >> 4, codes & 0xF], dim=1)
-        rows = -(-self.out_features // cpu_int4.ROW_MULTIPLE) * cpu_int4.ROW_MULTIPLE  # the op packs blocks of 16 rows
-        padding = rows - self.out_features
-        packed = cpu_int4.to_kernel_layout(F.pad(nibbles, (0, 0, 0, padding)) if padding else nibbles)
-        table = self._scale_zero_table(group)
-        if padding:  # zero scale and offset: padding rows compute 0 and are cut off
-            table = F.pad(table, (0, 0, 0, padding))
-        self._kernel = _KernelWeight(packed, table, group, nibbles.shape[1], rows, self._native_decode_rows())
-        restored = cpu_int4.from_kernel_layout(packed, rows, nibbles.shape[1])
-        if restored is not None and torch.equal(restored[: self.out_features], nibbles):
+        nibbled = kernel_weight.nibbles(self.codes(), self.zeros, self.bits, self.group_size)
+        self._kernel = kernel_weight.build(nibbled, self.scales, self.zeros, bits=self.bits, group_size=self.group_size,
+                                           out_features=self.out_features, native_decode_rows=self._native_decode_rows())
+        restored = cpu_int4.from_kernel_layout(self._kernel.packed, self._kernel.rows, self._kernel.columns)
+        if restored is not None and torch.equal(restored[: self.out_features], nibbled):
             self._buffers["qweight"] = None  # one packed copy in RAM; state_dict rebuilds it
         return self._kernel
-
-    def _scale_zero_table(self, group: int) -> torch.Tensor:
-        """The op's (columns / group, out, 2) bf16 table of (scale, zero) for `(q - 8) * scale + zero`."""
-        index = torch.arange(self.in_features // group) * group
-        index = index // self.group_size if self.group_size is not None else torch.zeros_like(index)
-        scale = self.scales[:, index].float().bfloat16().float()
-        zero = float(2 ** (self.bits - 1)) if self.zeros is None else self.zeros[:, index].float()
-        if self.bits < 4:
-            scales, offsets = scale, torch.zeros_like(scale)  # codes were shifted by 8 - zero
-        elif self.bits == 4:
-            scales, offsets = scale, ((8 - zero) * scale).bfloat16()
-        else:
-            # q = 16 * high + low: (high - 8) * 16s + (low - 8) * s + offset_a + offset_b = (q - zero) * s
-            offset = (136 - zero) * scale
-            offset_a = offset.bfloat16()
-            offset_b = (offset - offset_a.float()).bfloat16()  # what bf16 rounding of offset_a lost
-            scales = torch.cat([16 * scale, scale], dim=1)
-            offsets = torch.cat([offset_a, offset_b], dim=1)
-        table = torch.stack([scales.bfloat16(), offsets.bfloat16()], dim=-1)  # (out, columns / group, 2)
-        return table.transpose(0, 1).contiguous()
-
-    def _code_shift(self, zeros: torch.Tensor | None) -> torch.Tensor:
-        """2- and 3-bit codes run shifted by 8 - zero (still within 0..15), so the kernel's
-        `(q - 8) * scale` needs no zero term and no bf16 rounding of one. `zeros`: the rows' zero points."""
-        if zeros is None:
-            return torch.tensor(8 - 2 ** (self.bits - 1), dtype=torch.uint8)
-        return (8 - expand_groups(zeros, self.in_features, self.group_size)).to(torch.uint8)
 
     def _release_kernel(self) -> None:
         """Back to the portable layout only (before a device move, a load, ...)."""
