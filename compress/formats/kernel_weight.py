@@ -20,6 +20,7 @@ scales and zeros instead of the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ class KernelWeight:
     columns: int  # in_features, or 2 * in_features when codes run as two nibbles
     rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
     native_decode_rows: int = 0  # up to this many rows run our decode kernel, not the int4 op
+    bound: Any = None  # our kernels' arguments (`native_kernels.bind`), bound on first use
 
 
 def nibbles(codes: torch.Tensor, zeros: torch.Tensor | None, bits: int, group_size: int | None) -> torch.Tensor:

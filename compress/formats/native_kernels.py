@@ -65,22 +65,37 @@ def available() -> bool:
     return enabled() and _library() is not None
 
 
-def prefill(x: torch.Tensor, packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, zeros: torch.Tensor | None,
-            default_zero: float, group: int, out_features: int, layout: tuple[str, int]) -> torch.Tensor:
-    """`x` (M, K) fp32 contiguous times the kernel-layout weight -> (M, out_features) fp32.
+@dataclass(frozen=True)
+class Bound:
+    """A weight's fixed arguments for both kernels, bound once per layer (`bind`)."""
+    arguments: tuple  # packed, rows, columns, block, half, scales, zeros, groups, default zero, group size
+    in_features: int
+    out_features: int
+    keep: tuple  # the tensors the pointers point into: alive as long as this is
 
-    `zeros` are the stored fp16 zero points (None: every code's zero is `default_zero`);
-    `group` the quantization group size along K (the last group may be ragged)."""
+
+def bind(packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, zeros: torch.Tensor | None, default_zero: float,
+         group: int, in_features: int, out_features: int, layout: tuple[str, int]) -> Bound:
+    """Bind a kernel-layout weight (`packed`, rows x columns nibbles) with its fp16 `scales` and
+    `zeros` (None: every code's zero is `default_zero`); `group` is the quantization group size
+    along the inputs (the last group may be ragged)."""
+    style, block = layout
+    scales = scales.to(torch.float16).contiguous()
+    zeros = zeros.to(torch.float16).contiguous() if zeros is not None else None
+    arguments = (packed.data_ptr(), rows, columns, block, int(style != "pairs"), scales.data_ptr(),
+                 zeros.data_ptr() if zeros is not None else None, scales.shape[1], default_zero, group)
+    return Bound(arguments, in_features, out_features, (packed, scales, zeros))
+
+
+def prefill(x: torch.Tensor, weight: Bound) -> torch.Tensor:
+    """`x` (M, K) fp32 contiguous times the bound weight -> (M, out_features) fp32."""
     library = _library()
-    return _call(library.prefill, x, packed, rows, columns, scales, zeros, default_zero, group, out_features, layout,
-                 TILE_FLOATS, torch.get_num_threads(), library.sgemm)
+    return _call(library.prefill, x, weight, TILE_FLOATS, torch.get_num_threads(), library.sgemm)
 
 
-def decode(x: torch.Tensor, packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, zeros: torch.Tensor | None,
-           default_zero: float, group: int, out_features: int, layout: tuple[str, int]) -> torch.Tensor:
+def decode(x: torch.Tensor, weight: Bound) -> torch.Tensor:
     """The same product for a few rows, from the codes directly (see `decodes`)."""
-    return _call(_library().decode, x, packed, rows, columns, scales, zeros, default_zero, group, out_features, layout,
-                 torch.get_num_threads())
+    return _call(_library().decode, x, weight, torch.get_num_threads())
 
 
 def decodes(layout: tuple[str, int] | None) -> bool:
@@ -89,14 +104,10 @@ def decodes(layout: tuple[str, int] | None) -> bool:
     return library is not None and layout is not None and layout[0] != "pairs" and layout[1] == library.decode_block
 
 
-def _call(function, x, packed, rows, columns, scales, zeros, default_zero, group, out_features, layout, *tail) -> torch.Tensor:
-    style, block = layout
-    y = torch.empty(x.shape[0], out_features, dtype=torch.float32)
-    status = function(x.data_ptr(), x.shape[0], x.shape[1], packed.data_ptr(), rows, columns, block, int(style != "pairs"),
-                      scales.data_ptr(), zeros.data_ptr() if zeros is not None else None, scales.shape[1], default_zero, group,
-                      y.data_ptr(), out_features, *tail)
-    if status != 0:
-        raise ValueError(f"packed kernel refused a weight of {columns} columns for {x.shape[1]} inputs")
+def _call(function, x: torch.Tensor, weight: Bound, *tail) -> torch.Tensor:
+    y = torch.empty(x.shape[0], weight.out_features)
+    if function(x.data_ptr(), x.shape[0], weight.in_features, *weight.arguments, y.data_ptr(), weight.out_features, *tail):
+        raise ValueError(f"packed kernel refused a weight of {weight.arguments[2]} columns for {weight.in_features} inputs")
     return y
 
 

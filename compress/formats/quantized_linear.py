@@ -279,15 +279,20 @@ class QuantizedLinear(PackedModule):
 
     def _native_forward(self, x: torch.Tensor, kernel: KernelWeight, function) -> torch.Tensor:
         """`function` (`native_kernels.prefill` or `.decode`) on x, in fp32, back to x's dtype."""
-        flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous()
-        # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
-        zeros = self.zeros.to(torch.float16).contiguous() if self.bits >= 4 and self.zeros is not None else None
-        default_zero = 8.0 if self.bits < 4 else float(2 ** (self.bits - 1))
-        y = function(flat, kernel.packed, kernel.rows, kernel.columns, self.scales.to(torch.float16).contiguous(), zeros, default_zero,
-                                  self.group_size or self.in_features, self.out_features, cpu_int4.kernel_layout())
+        if kernel.bound is None:
+            # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
+            kernel.bound = native_kernels.bind(kernel.packed, kernel.rows, kernel.columns, self.scales, self.zeros if self.bits >= 4 else None,
+                                               8.0 if self.bits < 4 else float(2 ** (self.bits - 1)), self.group_size or self.in_features,
+                                               self.in_features, self.out_features, cpu_int4.kernel_layout())
+        flat = x.reshape(-1, self.in_features)
+        if flat.dtype != torch.float32 or not flat.is_contiguous():
+            flat = flat.to(torch.float32).contiguous()
+        y = function(flat, kernel.bound)
         if self.bias is not None:
-            y += self.bias.to(torch.float32)
-        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+            y += self.bias if self.bias.dtype == torch.float32 else self.bias.float()
+        if x.dtype != torch.float32:
+            y = y.to(x.dtype)
+        return y if x.dim() == 2 else y.view(*x.shape[:-1], self.out_features)
 
     def _kernel_forward(self, x: torch.Tensor, kernel: KernelWeight) -> torch.Tensor:
         # Hot path of decoding: as few tensor ops and Python calls as possible.
