@@ -1,10 +1,10 @@
 """Our C++ kernels for packed weights held in the CPU int4 layout (`kernels/packed_matmul.cpp`).
 
-`prefill`: many token rows times the weight, in fp32. Why it exists: PyTorch's int4 kernel (`compress.formats.cpu_int4`) is made for decoding; on
-a 96-token prefill it computes ~2x slower than fp32 GEMM, and dequantizing the whole weight
-first (one write of the dense weight per call) costs about as much as the GEMM itself. This
-kernel (`kernels/packed_matmul.cpp`) dequantizes one tile of output rows at a time into a
-buffer that stays in cache and multiplies it with the same BLAS `sgemm` PyTorch uses, so the
+`prefill`: many token rows times the weight, in fp32. PyTorch's int4 kernel
+(`compress.formats.cpu_int4`) is made for decoding: on a 96-token prefill it computes ~2x slower
+than fp32 GEMM, and dequantizing the whole weight first (one write of the dense weight per call)
+costs about as much as the GEMM itself. This kernel dequantizes one tile of output rows at a time
+into a buffer that stays in cache and multiplies it with the BLAS `sgemm` PyTorch uses, so the
 dense weight never exists and the GEMM runs at BLAS speed. Values are exact: `(code - zero) *
 scale` with the stored fp16 scales and zeros, the same numbers as `QuantizedLinear.dequantize()`.
 
@@ -14,11 +14,11 @@ as the int4 op (which feeds 5-8-bit codes through twice); at 4-8 rows it lost to
 bits, so layers use it for one row there and up to 4 rows at 5-8 bits
 (benchmarks/decode_speed.py --crossover).
 
-It is plain C++ (no PyTorch headers), built on first use with the system compiler in about a
+Both are plain C++ (no PyTorch headers), built on first use with the system compiler in about a
 second, cached in the cache directory under a key of its source, the compiler, PyTorch and the
-CPU, and called through ctypes; threads come from PyTorch's own OpenMP runtime. Where it cannot
-be built (no compiler, no exported `sgemm_`) one warning says so and the layer falls back to
-dequantize + `F.linear` (correct, slower). `SCALECOMPRESS_COMPILE=0` turns it off.
+CPU, and called through ctypes; threads come from PyTorch's own OpenMP runtime. Where they cannot
+be built (no compiler, no exported `sgemm_`) one warning says so and layers fall back to the
+int4 op and dequantize + `F.linear` (correct, slower). `SCALECOMPRESS_COMPILE=0` turns them off.
 
     >>> import torch
     >>> from compress.formats.quantized_linear import QuantizedLinear
@@ -56,12 +56,12 @@ _ARGTYPES = [_PTR, _I64, _I64, _PTR, _I64, _I64, _I64, ctypes.c_int, _PTR, _PTR,
 
 
 def enabled() -> bool:
-    """Whether the kernel may be used in this process (it may still fail to build)."""
+    """Whether the kernels may be used in this process (they may still fail to build)."""
     return os.environ.get("SCALECOMPRESS_COMPILE", "1") != "0"
 
 
 def available() -> bool:
-    """Whether the kernel is built (building it now if needed) and usable."""
+    """Whether the kernels are built (building them now if needed) and usable."""
     return enabled() and _library() is not None
 
 

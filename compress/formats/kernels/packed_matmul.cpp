@@ -1,12 +1,15 @@
-// Prefill GEMM for packed 2-8-bit weights held in PyTorch's CPU int4 layout: y = x @ W.T in fp32.
+// Matmuls for packed 2-8-bit weights held in PyTorch's CPU int4 layout: y = x @ W.T in fp32.
 // Built by compress/formats/native_kernels.py with the system C++ compiler and called via ctypes.
 //
-// The weight is never dequantized whole. Each thread takes a tile of output rows (whole blocks
-// of the layout), dequantizes it into a buffer that stays in cache (K x tile floats, transposed
-// so that writes are contiguous), and multiplies it with the BLAS sgemm that PyTorch itself uses
-// (MKL; its address is passed in) straight into its columns of y. The values are exact:
-// (code - zero) * scale with the fp16 scales and zeros as stored, as compress.formats.dequant
-// computes them.
+// scalecompress_packed_prefill (many rows): the weight is never dequantized whole. Each thread
+// takes a tile of output rows (whole blocks of the layout), dequantizes it into a buffer that
+// stays in cache (K x tile floats, transposed so that writes are contiguous), and multiplies it
+// with the BLAS sgemm that PyTorch itself uses (MKL; its address is passed in) straight into its
+// columns of y. The values are exact: (code - zero) * scale with the fp16 scales and zeros as
+// stored, as QuantizedLinear.dequantize() computes them.
+//
+// scalecompress_packed_gemv (a few rows, decoding): codes times x summed per group in fp32,
+// then scale * (sum - zero * sum of x over the group) once per group.
 //
 // Layout (compress.formats.cpu_int4): full blocks of `block` rows, then a tail of rows % block
 // rows packed in pairs. Inside a block of B rows the bytes are column-major, B/2 per column;
