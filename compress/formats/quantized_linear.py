@@ -8,8 +8,9 @@ Saved state (format "packed_int", portable across machines):
   bias     the model's dtype (out,)             when the original layer had one
 
 How it computes:
-- CPU, few rows per call (decoding; up to KERNEL_MAX_ROWS, or KERNEL_MAX_ROWS_SPLIT at 5–8
-  bits): PyTorch's int4 CPU kernel with bf16 activations (`compress.formats.cpu_int4`).
+- CPU, few rows per call (decoding; up to KERNEL_MAX_ROWS_PREFILL rows, _SPLIT at 5–8 bits, where
+  our prefill kernel is built, else KERNEL_MAX_ROWS / KERNEL_MAX_ROWS_SPLIT): PyTorch's int4 CPU
+  kernel with bf16 activations (`compress.formats.cpu_int4`, layout in `kernel_weight`).
   4-bit codes run as they are; 2- and 3-bit codes shifted by `8 - zero` (still 0..15), so no
   zero term is rounded to bf16; 5–8-bit codes as their high and low nibbles concatenated along
   the input (one call, activations fed twice), the zero offset split over two bf16 terms so it
