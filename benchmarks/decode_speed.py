@@ -170,14 +170,11 @@ def crossover(threads: int) -> None:
     from compress.algorithms.quantization.grid import rtn_quantize
     from compress.formats import QuantizedLinear, cpu_int4, native_kernels
 
-    def best(function, repeats=7):
-        function()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from packed_linear_speed import median_ms
+
+    def best(function):
+        return median_ms(function, repeats=7, warmup=1)
 
     print(f"\n{' / '.join(cpu_description())}; {threads} threads; load average {os.getloadavg()[0]:.2f}\n")
     print("| layer (out x in) | bits | rows | fp32 GEMM ms | int4 kernel ms | our decode kernel ms | prefill kernel ms |")
@@ -189,7 +186,7 @@ def crossover(threads: int) -> None:
             with torch.inference_mode():
                 layer(torch.randn(1, in_features))
                 kernel = layer._kernel
-                op = dataclasses.replace(kernel, native_decode=False)  # the int4 op even where ours decodes
+                op = dataclasses.replace(kernel, native_decode_rows=0)  # the int4 op even where ours decodes
                 decodes = native_kernels.decodes(cpu_int4.kernel_layout())
                 for rows in (1, 4, 8, 16, 32, 64, 128):
                     x = torch.randn(rows, in_features)
