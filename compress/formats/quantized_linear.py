@@ -44,9 +44,9 @@ from torch import nn
 
 from compress.errors import ScaleCompressError
 from compress.formats import cpu_int4, kernel_weight, native_kernels
-from compress.formats.kernel_weight import KernelWeight
 from compress.formats.affine import dequantize_codes, group_count
 from compress.formats.base import PackedModule, register_format
+from compress.formats.kernel_weight import KernelWeight
 from compress.formats.packing import (
     SUPPORTED_BITS,
     pack_codes,
@@ -241,9 +241,9 @@ class QuantizedLinear(PackedModule):
     # -- computing -------------------------------------------------------------------------
 
     def kernel_for(self, rows: int) -> str:
-        """The kernel a forward on `rows` token rows runs (on the layer's device): 'cpu-int4'
-        (4-bit codes, and 2/3-bit codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit codes as
-        two nibbles) for few rows; for more, 'packed-prefill' (tile-wise dequantize + sgemm,
+        """The kernel a forward on `rows` token rows runs (on the layer's device): 'packed-decode'
+        (our decode kernel: one row, up to 4 at 5-8 bits), 'cpu-int4' (4-bit codes, and 2/3-bit
+        codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit codes as two nibbles) for few rows; for more, 'packed-prefill' (tile-wise dequantize + sgemm,
         `compress.formats.native_kernels`) or 'dequantize-gemm' (the whole weight dequantized,
         then `F.linear`; also CUDA and shapes the int4 kernel refuses)."""
         if rows < 1 or not self._kernel_possible():
