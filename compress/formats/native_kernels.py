@@ -8,10 +8,13 @@ into a buffer that stays in cache and multiplies it with the BLAS `sgemm` PyTorc
 dense weight never exists and the GEMM runs at BLAS speed. Values are exact: `(code - zero) *
 scale` with the stored fp16 scales and zeros, the same numbers as `QuantizedLinear.dequantize()`.
 
-`decode`: a few token rows straight from the codes (AVX2, blocks of 32 rows), summing codes times
-x per group in fp32 and applying scale and zero once per group. At one row it ran 1.2-1.9x as fast
-as the int4 op (which feeds 5-8-bit codes through twice); at 4-8 rows it lost to the op at 2-4
-bits, so layers use it for one row there and up to 4 rows at 5-8 bits
+`decode`: a few token rows straight from the codes (AVX2, blocks of 32 rows). The activations are
+quantized to int8 per 32 inputs as llama.cpp does for its Q4_0/Q8_0 dot products (d = max|x| / 127,
+q = round(x / d)), codes times q are summed in integers (vpmaddubsw, four input columns per step)
+and the exact fp16 scale and zero are applied once per group. The result is the exact product with
+the dequantized activations d * q, within 2^-8 of each block's largest input: as close as the int4
+op's bf16 activations. At one row it runs 2x as fast as the int4 op and at every row count up to 32
+it beats both the op and the prefill kernel at 2-4 bits (8 at 5-8 bits), so layers use it there
 (benchmarks/decode_speed.py --crossover).
 
 Both are plain C++ (no PyTorch headers), built on first use with the system compiler in about a
@@ -51,8 +54,12 @@ SOURCE = Path(__file__).with_name("kernels") / "packed_matmul.cpp"
 TILE_FLOATS = 1 << 16  # dequantized floats per tile (256 KB): stays in L2 while sgemm reads it
 
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
-# shared by both kernels: x, M, K, packed, rows, columns, block, half, scales, zeros, G, default zero, group, y, N
-_ARGTYPES = [_PTR, _I64, _I64, _PTR, _I64, _I64, _I64, ctypes.c_int, _PTR, _PTR, _I64, ctypes.c_float, _I64, _PTR, _I64]
+
+
+class _PackedWeight(ctypes.Structure):
+    """The C side's `PackedWeight`: a layer's fixed arguments, passed by address."""
+    _fields_ = [("packed", _PTR), ("rows", _I64), ("columns", _I64), ("block", _I64), ("half", _I64), ("scales", _PTR), ("zeros", _PTR),
+                ("groups", _I64), ("default_zero", ctypes.c_double), ("group", _I64), ("in_features", _I64), ("out_features", _I64)]
 
 
 def enabled() -> bool:
@@ -68,7 +75,8 @@ def available() -> bool:
 @dataclass(frozen=True)
 class Bound:
     """A weight's fixed arguments for both kernels, bound once per layer (`bind`)."""
-    arguments: tuple  # packed, rows, columns, block, half, scales, zeros, groups, default zero, group size
+    weight: _PackedWeight
+    address: int  # of `weight`, what the kernels take
     in_features: int
     out_features: int
     keep: tuple  # the tensors the pointers point into: alive as long as this is
@@ -82,33 +90,34 @@ def bind(packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, ze
     style, block = layout
     scales = scales.to(torch.float16).contiguous()
     zeros = zeros.to(torch.float16).contiguous() if zeros is not None else None
-    arguments = (packed.data_ptr(), rows, columns, block, int(style != "pairs"), scales.data_ptr(),
-                 zeros.data_ptr() if zeros is not None else None, scales.shape[1], default_zero, group)
-    return Bound(arguments, in_features, out_features, (packed, scales, zeros))
+    weight = _PackedWeight(packed.data_ptr(), rows, columns, block, int(style != "pairs"), scales.data_ptr(),
+                           zeros.data_ptr() if zeros is not None else None, scales.shape[1], default_zero, group, in_features, out_features)
+    return Bound(weight, ctypes.addressof(weight), in_features, out_features, (packed, scales, zeros))
 
 
 def prefill(x: torch.Tensor, weight: Bound) -> torch.Tensor:
-    """`x` (M, K) fp32 contiguous times the bound weight -> (M, out_features) fp32."""
+    """`x` (..., K) fp32 contiguous times the bound weight -> (..., out_features) fp32."""
     library = _library()
     return _call(library.prefill, x, weight, TILE_FLOATS, torch.get_num_threads(), library.sgemm)
 
 
 def decode(x: torch.Tensor, weight: Bound) -> torch.Tensor:
-    """The same product for a few rows, from the codes directly (see `decodes`)."""
+    """The same product for a few rows, from the codes directly (see `decodes`), with the
+    activations quantized to int8 per 32 inputs (llama.cpp's Q8_0)."""
     return _call(_library().decode, x, weight, torch.get_num_threads())
+
+
+def _call(function, x: torch.Tensor, weight: Bound, *tail) -> torch.Tensor:
+    y = torch.empty(x.shape[:-1] + (weight.out_features,))
+    if function(x.data_ptr(), x.numel() // weight.in_features, weight.address, y.data_ptr(), *tail):
+        raise ValueError(f"packed kernel refused a weight of {weight.weight.columns} columns for {weight.in_features} inputs")
+    return y
 
 
 def decodes(layout: tuple[str, int] | None) -> bool:
     """Whether `decode` has its vectorised loop for this layout (else it would run scalar)."""
     library = _library() if enabled() else None
     return library is not None and layout is not None and layout[0] != "pairs" and layout[1] == library.decode_block
-
-
-def _call(function, x: torch.Tensor, weight: Bound, *tail) -> torch.Tensor:
-    y = torch.empty(x.shape[0], weight.out_features)
-    if function(x.data_ptr(), x.shape[0], weight.in_features, *weight.arguments, y.data_ptr(), weight.out_features, *tail):
-        raise ValueError(f"packed kernel refused a weight of {weight.arguments[2]} columns for {weight.in_features} inputs")
-    return y
 
 
 @dataclass(frozen=True)
@@ -137,8 +146,8 @@ def _library() -> _Library | None:
     except OSError as error:
         return _refuse(f"loading it failed: {error}")
     prefill_function, decode_function = library.scalecompress_packed_prefill, library.scalecompress_packed_gemv
-    prefill_function.restype, prefill_function.argtypes = ctypes.c_int, [*_ARGTYPES, _I64, ctypes.c_int, _PTR]
-    decode_function.restype, decode_function.argtypes = ctypes.c_int, [*_ARGTYPES, ctypes.c_int]
+    prefill_function.restype, prefill_function.argtypes = ctypes.c_int, [_PTR, _I64, _PTR, _PTR, _I64, ctypes.c_int, _PTR]
+    decode_function.restype, decode_function.argtypes = ctypes.c_int, [_PTR, _I64, _PTR, _PTR, ctypes.c_int]
     library.scalecompress_gemv_block.restype = ctypes.c_int
     return _Library(prefill_function, decode_function, library.scalecompress_gemv_block(), sgemm)
 

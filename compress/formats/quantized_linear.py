@@ -8,18 +8,20 @@ Saved state (format "packed_int", portable across machines):
   bias     the model's dtype (out,)             when the original layer had one
 
 How it computes:
-- CPU, few rows per call (decoding; up to KERNEL_MAX_ROWS_PREFILL rows, _SPLIT at 5–8 bits, where
-  our prefill kernel is built, else KERNEL_MAX_ROWS / KERNEL_MAX_ROWS_SPLIT): PyTorch's int4 CPU
-  kernel with bf16 activations (`compress.formats.cpu_int4`, layout in `kernel_weight`).
-  4-bit codes run as they are; 2- and 3-bit codes shifted by `8 - zero` (still 0..15), so no
-  zero term is rounded to bf16; 5–8-bit codes as their high and low nibbles concatenated along
-  the input (one call, activations fed twice), the zero offset split over two bf16 terms so it
-  stays exact to ~2**-18. On the first such call the portable `qweight` is converted and then
-  released: RAM holds one packed copy (4 bits per weight for 2–4-bit codes, 8 for 5–8) plus a
-  bf16 scale table, and `state_dict()` rebuilds the portable bytes.
-  Where our decode kernel is built (`compress.formats.native_kernels`), it runs single rows (and
-  5–8-bit codes up to 4 rows) instead, in fp32 with the exact fp16 scales, both nibbles of 5–8-bit
-  codes in one pass: 1.2–1.9x the int4 op at one row.
+- CPU, few rows per call (decoding): the weight sits in PyTorch's int4 CPU layout
+  (`compress.formats.cpu_int4`, `kernel_weight`): 4-bit codes as they are; 2- and 3-bit codes
+  shifted by `8 - zero` (still 0..15); 5–8-bit codes as their high and low nibbles side by side.
+  On the first such call the portable `qweight` is converted and then released: RAM holds one
+  packed copy (4 bits per weight for 2–4-bit codes, 8 for 5–8) plus the scales, and
+  `state_dict()` rebuilds the portable bytes.
+  Where our kernels are built (`compress.formats.native_kernels`), our decode kernel runs up to
+  NATIVE_DECODE_MAX_ROWS rows (NATIVE_DECODE_MAX_ROWS_SPLIT at 5–8 bits): integer dot products
+  of the codes with the activations quantized to int8 per 32 inputs (llama.cpp's Q8_0), the
+  exact fp16 scales and zeros applied per group; 2x the int4 op at one row, faster at every row
+  count it takes. Elsewhere PyTorch's int4 op runs them (bf16 activations; 5–8-bit codes in one
+  call with the activations fed twice and the zero offset split over two bf16 terms, exact to
+  ~2**-18), up to KERNEL_MAX_ROWS_PREFILL / _SPLIT rows where our prefill kernel is built (an
+  AVX-512 layout our decode loop does not cover), KERNEL_MAX_ROWS / _SPLIT where nothing is.
 - CPU, more rows (prefills, batches): the prefill kernel (`compress.formats.native_kernels`)
   reads the same kernel layout, dequantizes a cache-sized tile of rows at a time and runs BLAS
   sgemm on it in fp32 (activations of other dtypes are widened, the result narrowed back).
@@ -54,24 +56,26 @@ from compress.formats.packing import (
     unpack_codes,
 )
 
-# Rows per call up to which the int4 kernel beats the alternative. Against the prefill kernel
-# (dequantize a tile + sgemm) the int4 kernel, which computes ~2x slower than fp32 GEMM per row,
-# wins only for a handful of rows; against eager dequantize + GEMM (no prefill kernel: 2-core
-# AVX2, 2048x2048, 1 thread, 64 rows: ~20 ms against ~30 ms) up to ~250 rows, and the 8-bit
-# two-nibble form (twice the work) up to ~20. benchmarks/decode_speed.py --crossover measures
-# the crossings on the machine at hand.
-KERNEL_MAX_ROWS = 128
+# Token rows per call up to which each few-rows path beats the many-rows one, measured by
+# benchmarks/decode_speed.py --crossover (2-core AVX2, the 135M model's layer shapes):
+NATIVE_DECODE_MAX_ROWS = 32  # our decode kernel against our prefill kernel at 2-4 bits (crossing: 32-64 rows)
+NATIVE_DECODE_MAX_ROWS_SPLIT = 8  # 5-8-bit codes, twice the work per row (8-16)
+KERNEL_MAX_ROWS_PREFILL = 8  # the int4 op against our prefill kernel (8-16), where our decode loop does not run
+KERNEL_MAX_ROWS_PREFILL_SPLIT = 4  # (4-8)
+KERNEL_MAX_ROWS = 128  # the int4 op against eager dequantize + GEMM, no kernels built (2048x2048, 64 rows: ~20 ms against ~30)
 KERNEL_MAX_ROWS_SPLIT = 16
-KERNEL_MAX_ROWS_PREFILL = 8  # measured crossings (2-core AVX2, the 135M model's layer shapes): 8-16 rows at 4 bits
-KERNEL_MAX_ROWS_PREFILL_SPLIT = 4  # 4-8 rows for the two-nibble 5-8-bit form
-DECODE_ROWS = min(KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_PREFILL, KERNEL_MAX_ROWS_PREFILL_SPLIT)  # the int4 kernel whatever else holds
+DECODE_ROWS = min(NATIVE_DECODE_MAX_ROWS_SPLIT, KERNEL_MAX_ROWS_PREFILL_SPLIT, KERNEL_MAX_ROWS_SPLIT)  # a few-rows path whatever else holds
 
 
-def max_kernel_rows(bits: int, prefill: bool) -> int:
-    """Token rows up to which a layer of `bits` runs the int4 kernel (`prefill`: against the prefill kernel)."""
+def max_kernel_rows(bits: int, prefill: bool, decodes: bool = False) -> int:
+    """Token rows up to which a layer of `bits` takes its few-rows path: our decode kernel
+    (`decodes`), else the int4 op against our prefill kernel (`prefill`) or against dequantize + GEMM."""
+    split = bits > 4
+    if decodes:
+        return NATIVE_DECODE_MAX_ROWS_SPLIT if split else NATIVE_DECODE_MAX_ROWS
     if prefill:
-        return KERNEL_MAX_ROWS_PREFILL if bits <= 4 else KERNEL_MAX_ROWS_PREFILL_SPLIT
-    return KERNEL_MAX_ROWS if bits <= 4 else KERNEL_MAX_ROWS_SPLIT
+        return KERNEL_MAX_ROWS_PREFILL_SPLIT if split else KERNEL_MAX_ROWS_PREFILL
+    return KERNEL_MAX_ROWS_SPLIT if split else KERNEL_MAX_ROWS
 
 
 SPEC_VERSION = 1
@@ -241,18 +245,17 @@ class QuantizedLinear(PackedModule):
     # -- computing -------------------------------------------------------------------------
 
     def kernel_for(self, rows: int) -> str:
-        """The kernel a forward on `rows` token rows runs (on the layer's device): 'packed-decode'
-        (our decode kernel: one row, up to 4 at 5-8 bits), 'cpu-int4' (4-bit codes, and 2/3-bit
-        codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit codes as two nibbles) for few rows; for more, 'packed-prefill' (tile-wise dequantize + sgemm,
-        `compress.formats.native_kernels`) or 'dequantize-gemm' (the whole weight dequantized,
-        then `F.linear`; also CUDA and shapes the int4 kernel refuses)."""
+        """The kernel a forward on `rows` token rows runs (on the layer's device): for few rows
+        'packed-decode' (our decode kernel), or where it does not run 'cpu-int4' (4-bit codes, and
+        2/3-bit codes shifted into 4-bit) or 'cpu-int4x2' (5-8-bit codes as two nibbles); for
+        more 'packed-prefill' (tile-wise dequantize + sgemm, `compress.formats.native_kernels`)
+        or 'dequantize-gemm' (the whole weight dequantized, then `F.linear`; also CUDA and shapes
+        the int4 layout refuses)."""
         if rows < 1 or not self._kernel_possible():
             return "dequantize-gemm"
-        prefill = _prefill_available()
-        if rows <= max_kernel_rows(self.bits, prefill):
-            if rows <= self._native_decode_rows():
-                return "packed-decode"
-            return "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
+        prefill, decodes = _prefill_available(), self._native_decode_rows() > 0
+        if rows <= max_kernel_rows(self.bits, prefill, decodes):
+            return "packed-decode" if decodes else "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
         return "packed-prefill" if prefill else "dequantize-gemm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -264,7 +267,7 @@ class QuantizedLinear(PackedModule):
             kernel = self._kernel if self._kernel is not None else self._kernel_weight()
             if kernel is not None:
                 prefill = _prefill_available()
-                if rows <= max_kernel_rows(self.bits, prefill):
+                if rows <= max_kernel_rows(self.bits, prefill, kernel.native_decode_rows > 0):
                     return self._kernel_forward(x, kernel)
                 if prefill:
                     return self._native_forward(x, kernel, native_kernels.prefill)
@@ -272,28 +275,26 @@ class QuantizedLinear(PackedModule):
         return F.linear(x, self.dequantize(x.dtype), bias)
 
     def _native_decode_rows(self) -> int:
-        """Rows up to which our decode kernel beats the int4 op (benchmarks/decode_speed.py
-        --crossover): one row at 2-4 bits, KERNEL_MAX_ROWS_PREFILL_SPLIT at 5-8; 0 where it is not built."""
+        """Rows up to which our decode kernel runs (NATIVE_DECODE_MAX_ROWS(_SPLIT)); 0 where it is
+        not built or has no vector loop for this machine's layout."""
         if not native_kernels.decodes(cpu_int4.kernel_layout()):
             return 0
-        return 1 if self.bits <= 4 else KERNEL_MAX_ROWS_PREFILL_SPLIT
+        return max_kernel_rows(self.bits, prefill=True, decodes=True)
 
     def _native_forward(self, x: torch.Tensor, kernel: KernelWeight, function) -> torch.Tensor:
         """`function` (`native_kernels.prefill` or `.decode`) on x, in fp32, back to x's dtype."""
-        if kernel.bound is None:
-            # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
-            kernel.bound = native_kernels.bind(kernel.packed, kernel.rows, kernel.columns, self.scales, self.zeros if self.bits >= 4 else None,
-                                               8.0 if self.bits < 4 else float(2 ** (self.bits - 1)), self.group_size or self.in_features,
-                                               self.in_features, self.out_features, cpu_int4.kernel_layout())
-        flat = x.reshape(-1, self.in_features)
-        if flat.dtype != torch.float32 or not flat.is_contiguous():
-            flat = flat.to(torch.float32).contiguous()
-        y = function(flat, kernel.bound)
+        bound = kernel.bound or self._bind(kernel)
+        y = function(x if x.dtype is torch.float32 and x.is_contiguous() else x.float().contiguous(), bound)
         if self.bias is not None:
-            y += self.bias if self.bias.dtype == torch.float32 else self.bias.float()
-        if x.dtype != torch.float32:
-            y = y.to(x.dtype)
-        return y if x.dim() == 2 else y.view(*x.shape[:-1], self.out_features)
+            y += self.bias if self.bias.dtype is torch.float32 else self.bias.float()
+        return y if x.dtype is torch.float32 else y.to(x.dtype)
+
+    def _bind(self, kernel: KernelWeight) -> native_kernels.Bound:
+        # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
+        kernel.bound = native_kernels.bind(kernel.packed, kernel.rows, kernel.columns, self.scales, self.zeros if self.bits >= 4 else None,
+                                           8.0 if self.bits < 4 else float(2 ** (self.bits - 1)), self.group_size or self.in_features,
+                                           self.in_features, self.out_features, cpu_int4.kernel_layout())
+        return kernel.bound
 
     def _kernel_forward(self, x: torch.Tensor, kernel: KernelWeight) -> torch.Tensor:
         # Hot path of decoding: as few tensor ops and Python calls as possible.

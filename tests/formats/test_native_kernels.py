@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from compress.algorithms.quantization.grid import rtn_quantize
 from compress.formats import QuantizedLinear, cpu_int4, native_kernels
-from compress.formats.quantized_linear import KERNEL_MAX_ROWS, KERNEL_MAX_ROWS_PREFILL
+from compress.formats.quantized_linear import KERNEL_MAX_ROWS, NATIVE_DECODE_MAX_ROWS, NATIVE_DECODE_MAX_ROWS_SPLIT
 
 needs_kernels = pytest.mark.skipif(not (cpu_int4.kernel_available() and cpu_int4.kernel_layout() and native_kernels.available()),
                                    reason="no CPU int4 ops, or the prefill kernel cannot be built here")
@@ -40,7 +40,7 @@ def test_prefill_computes_with_the_exact_dequantized_weight(bits, symmetric):
 @pytest.mark.parametrize("out_features", [16, 48, 200, 1040])  # one block, a tail only, several tiles, many tiles
 def test_prefill_covers_every_tile_shape(out_features):
     packed = layer(4, group_size=32, out_features=out_features, in_features=96)
-    x = torch.randn(KERNEL_MAX_ROWS_PREFILL + 1, 96)
+    x = torch.randn(NATIVE_DECODE_MAX_ROWS + 1, 96)
     with torch.no_grad():
         assert torch.allclose(packed(x), F.linear(x, packed.dequantize()), atol=1e-4)
 
@@ -55,32 +55,61 @@ def test_prefill_keeps_the_activation_dtype():
     assert torch.allclose(y.float(), F.linear(x.float(), packed.dequantize()), atol=0.1, rtol=0.02)
 
 
+def q8_0(x: torch.Tensor) -> torch.Tensor:
+    """llama.cpp's Q8_0 activations, dequantized: per 32 inputs d = max|x| / 127, x^ = d * round(x / d)."""
+    blocks = x.reshape(*x.shape[:-1], -1, 32)
+    d = blocks.abs().amax(-1, keepdim=True) / 127
+    return (torch.round(blocks / torch.where(d > 0, d, 1)) * d).reshape(x.shape)
+
+
 @needs_kernels
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 8])
-def test_decode_kernel_is_exact_where_it_runs(bits):
-    packed = layer(bits, group_size=128, bias=True)
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_decode_kernel_is_the_exact_product_with_int8_activations(bits, symmetric):
+    # out 100: full blocks, a tail in pairs and padding rows; in 576, group 128: a ragged last group
+    packed = layer(bits, group_size=128, symmetric=symmetric, bias=True)
     expected = packed.dequantize()
     decodes = native_kernels.decodes(cpu_int4.kernel_layout())
-    most = (1 if bits <= 4 else 4) if decodes else 0  # one row at 2-4 bits, up to 4 at 5-8 (the measured crossings)
+    most = (NATIVE_DECODE_MAX_ROWS if bits <= 4 else NATIVE_DECODE_MAX_ROWS_SPLIT) if decodes else 0
+    x = torch.randn(most or 1, 576) * torch.linspace(0.01, 30, 576)  # blocks of very different scales
+    x[0, 64:96] = 0  # an all-zero block: d = 0
     with torch.no_grad():
-        for rows in (1, 3)[: 2 if bits > 4 else 1]:
-            x = torch.randn(rows, 576)
-            y = packed(x)
+        for rows in sorted({1, 3, most} - {0}):
+            y = packed(x[:rows])
             if rows <= most:  # fp32 sums of codes x inputs: rounding relative to the output's scale
-                reference = F.linear(x, expected, packed.bias)
+                reference = F.linear(q8_0(x[:rows]), expected, packed.bias)
                 assert torch.allclose(y, reference, atol=1e-5 * float(reference.abs().max()) + 1e-4, rtol=1e-5)
-        y16 = packed(x.bfloat16())
+                exact = F.linear(x[:rows], expected, packed.bias)  # and within int8's error of the exact product
+                assert (y - exact).norm() <= 0.01 * exact.norm()
+        y16 = packed(x[:1].bfloat16())
     assert y16.dtype == torch.bfloat16
     assert packed._kernel.native_decode_rows == most
     assert packed.kernel_for(most or 1) == ("packed-decode" if decodes else "cpu-int4" if bits <= 4 else "cpu-int4x2")
+    assert packed.kernel_for(most + 1) == "packed-prefill" or not decodes
+
+
+@needs_kernels
+@pytest.mark.parametrize("group_size", [32, 64, 256, None])
+def test_decode_kernel_sums_every_group_width(group_size):
+    packed = layer(4, group_size=group_size, out_features=64, in_features=256)
+    x = torch.randn(1, 256)
+    with torch.no_grad():
+        y = packed(x)
+    assert packed.kernel_for(1) in ("packed-decode", "cpu-int4")
+    if packed.kernel_for(1) == "packed-decode":
+        reference = F.linear(q8_0(x), packed.dequantize())
+        assert torch.allclose(y, reference, atol=1e-5 * float(reference.abs().max()) + 1e-4, rtol=1e-5)
 
 
 @needs_kernels
 def test_kernel_for_names_the_path_by_rows():
     four, eight = layer(4), layer(8)
-    assert four.kernel_for(1) in ("packed-decode", "cpu-int4") and four.kernel_for(2) == four.kernel_for(KERNEL_MAX_ROWS_PREFILL) == "cpu-int4"
-    assert eight.kernel_for(1) in ("packed-decode", "cpu-int4x2")
-    assert four.kernel_for(KERNEL_MAX_ROWS_PREFILL + 1) == eight.kernel_for(64) == "packed-prefill"
+    if native_kernels.decodes(cpu_int4.kernel_layout()):
+        assert four.kernel_for(1) == four.kernel_for(NATIVE_DECODE_MAX_ROWS) == eight.kernel_for(NATIVE_DECODE_MAX_ROWS_SPLIT) == "packed-decode"
+        assert four.kernel_for(NATIVE_DECODE_MAX_ROWS + 1) == eight.kernel_for(NATIVE_DECODE_MAX_ROWS_SPLIT + 1) == "packed-prefill"
+    else:  # the int4 op for few rows
+        assert four.kernel_for(1) == "cpu-int4" and eight.kernel_for(1) == "cpu-int4x2"
+    assert four.kernel_for(64) == eight.kernel_for(64) == "packed-prefill"
     refused = layer(4, group_size=8, out_features=24, in_features=40)  # no kernel group size divides 40
     assert refused.kernel_for(1) == refused.kernel_for(100) == "dequantize-gemm"
 

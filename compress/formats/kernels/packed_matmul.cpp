@@ -8,8 +8,9 @@
 // columns of y. The values are exact: (code - zero) * scale with the fp16 scales and zeros as
 // stored, as QuantizedLinear.dequantize() computes them.
 //
-// scalecompress_packed_gemv (a few rows, decoding): codes times x summed per group in fp32,
-// then scale * (sum - zero * sum of x over the group) once per group.
+// scalecompress_packed_gemv (a few rows, decoding): the activations quantized to int8 per 32
+// inputs (llama.cpp's Q8_0), codes times them summed in integers (vpmaddubsw), then
+// scale * (sum - zero * sum of x over the group) once per group.
 //
 // Layout (compress.formats.cpu_int4): full blocks of `block` rows, then a tail of rows % block
 // rows packed in pairs. Inside a block of B rows the bytes are column-major, B/2 per column;
@@ -19,12 +20,26 @@
 #include <cstring>
 #include <vector>
 #include <algorithm>
+#include <cmath>
 #if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
 typedef void (*sgemm_fn)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
                          const int*, const float*, const int*, const float*, float*, const int*);
+
+// A weight in the layout above with its fp16 scales and zeros (zeros null: every zero is
+// default_zero), bound once per layer by native_kernels.bind; every field 8 bytes wide.
+struct PackedWeight {
+  const uint8_t* packed;
+  int64_t rows, columns, block, half;  // half: the "half" byte order, else "pairs"
+  const uint16_t* scales;              // (N, groups) fp16
+  const uint16_t* zeros;               // (N, groups) fp16, or null
+  int64_t groups;
+  double default_zero;
+  int64_t group;                       // inputs per quantization group (the last may be ragged)
+  int64_t in_features, out_features;   // K, N
+};
 
 static inline float half_to_float(uint16_t h) {
 #ifdef __F16C__
@@ -83,22 +98,6 @@ static inline void affine16(__m128i codes, const float* zero, const float* scale
   _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_sub_ps(b, _mm256_loadu_ps(zero + 8)), _mm256_loadu_ps(scale + 8)));
 }
 
-// acc[0..3] += the 32 codes of column c of a "half" block (rows 0-15 low nibbles, 16-31 high) * x[c].
-static inline void column32(const uint8_t* src, int64_t c, int64_t K, bool split, __m256 xv, __m256* acc) {
-  const __m128i low = _mm_set1_epi8(0x0F), high = _mm_set1_epi8(static_cast<char>(0xF0));
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c * 16));
-  __m128i first = _mm_and_si128(bytes, low), last = _mm_and_si128(_mm_srli_epi16(bytes, 4), low);
-  if (split) {
-    const __m128i lows = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + (c + K) * 16));
-    first = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(bytes, 4), high), _mm_and_si128(lows, low));
-    last = _mm_or_si128(_mm_and_si128(bytes, high), _mm_and_si128(_mm_srli_epi16(lows, 4), low));
-  }
-  acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(first)), xv, acc[0]);
-  acc[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(first, 8))), xv, acc[1]);
-  acc[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(last)), xv, acc[2]);
-  acc[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(last, 8))), xv, acc[3]);
-}
-
 // The common cases in one pass: a "half" block (B a multiple of 32) unpacked and dequantized
 // straight into buf[k * ld + r]; zero and scale are the tile's (G, ld) tables already offset to
 // this block's rows. 2-4-bit codes are one nibble; split 5-8-bit codes (K high-nibble columns,
@@ -127,11 +126,15 @@ static void dequantize_half_block(const uint8_t* src, int64_t B, int64_t K, bool
 #endif
 
 extern "C" int scalecompress_packed_prefill(
-    const float* x, int64_t M, int64_t K,          // activations (M, K), row-major
-    const uint8_t* packed, int64_t rows, int64_t columns, int64_t block, int half,
-    const uint16_t* scales, const uint16_t* zeros, int64_t G, float default_zero, int64_t group,
-    float* y, int64_t N,                           // output (M, N), row-major; N <= rows
+    const float* x, int64_t M,                     // activations (M, K), row-major
+    const PackedWeight* w,
+    float* y,                                      // output (M, N), row-major; N <= rows
     int64_t tile_floats, int threads, sgemm_fn sgemm) {
+  const int64_t K = w->in_features, N = w->out_features, rows = w->rows, columns = w->columns, block = w->block, G = w->groups;
+  const int64_t group = w->group, half = w->half;
+  const uint8_t* packed = w->packed;
+  const uint16_t *scales = w->scales, *zeros = w->zeros;
+  const float default_zero = (float)w->default_zero;
   if (columns != K && columns != 2 * K) return 1;
   // Tiles: runs of whole blocks of about `tile_floats` dequantized floats; the tail block alone.
   struct Tile { int64_t row, size, blocks, offset; bool half; };
@@ -189,22 +192,125 @@ extern "C" int scalecompress_packed_prefill(
   return 0;
 }
 
-// Decoding: y = x @ W.T for a few token rows, straight from the packed codes (no tile buffer).
-// Per block of B output rows and per quantization group, the codes times x are summed in fp32,
-// then y += scale * (sum - zero * sum(x over the group)). Full "half" blocks run the AVX2 loop;
-// tail blocks (pairs) are dequantized like the prefill tiles and multiplied scalar.
-extern "C" int scalecompress_packed_gemv(
-    const float* x, int64_t M, int64_t K,
-    const uint8_t* packed, int64_t rows, int64_t columns, int64_t block, int half,
-    const uint16_t* scales, const uint16_t* zeros, int64_t G, float default_zero, int64_t group,
-    float* y, int64_t N, int threads) {
-  if (columns != K && columns != 2 * K) return 1;
+// Decoding: y = x @ W.T for a few token rows, straight from the packed codes (no tile buffer),
+// with the activations quantized to int8 as llama.cpp does for its Q4_0/Q8_0 dot products: per
+// row and per block of 32 inputs, d = max|x| / 127 and q = round(x / d). The result is the
+// product with those dequantized activations x^ = d * q (as exact as the int4 op's bf16
+// activations: 2^-8 of the block's largest input). Per block of B output rows and per
+// quantization group: the codes times q are summed in integers (AVX2 vpmaddubsw, four columns
+// per step; 16-bit sums widened every 32 inputs, when the block's d applies), then
+// y += scale * (sum - zero * sum of x^ over the group). Full "half" blocks of 32 rows run the
+// AVX2 loop; tail blocks (pairs) are dequantized like the prefill tiles and multiplied scalar.
+static const int64_t XBLOCK = 32;  // inputs per activation scale (K and every group are multiples)
+
+// 32 activations as int8: *d = max|x| / 127, q = round(x / d) (half to even, as torch.round;
+// all zero when x is). Returns the sum of q.
+static inline float quantize32(const float* x, int8_t* q, float* d) {
+#ifdef __AVX2__
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 v[4], largest = _mm256_setzero_ps();
+  for (int i = 0; i < 4; ++i) largest = _mm256_max_ps(largest, _mm256_andnot_ps(sign, v[i] = _mm256_loadu_ps(x + 8 * i)));
+  __m128 half = _mm_max_ps(_mm256_castps256_ps128(largest), _mm256_extractf128_ps(largest, 1));
+  half = _mm_max_ps(half, _mm_movehl_ps(half, half));
+  const float top = _mm_cvtss_f32(_mm_max_ss(half, _mm_movehdup_ps(half)));
+  *d = top / 127.0f;
+  const __m256 inverse = _mm256_set1_ps(top > 0.0f ? 127.0f / top : 0.0f);
+  __m256i n[4];
+  for (int i = 0; i < 4; ++i) n[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inverse));  // MXCSR: nearest, ties to even
+  const __m256i total = _mm256_add_epi32(_mm256_add_epi32(n[0], n[1]), _mm256_add_epi32(n[2], n[3]));
+  // pack 32 x int32 -> int8 (packs work per 128-bit lane: put the 32-bit groups back in order)
+  const __m256i words = _mm256_packs_epi32(n[0], n[1]), more = _mm256_packs_epi32(n[2], n[3]);
+  const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words, more), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), bytes);
+  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xB1));
+  return (float)_mm_cvtsi128_si32(sum);
+#else
+  float top = 0.0f;
+  for (int k = 0; k < XBLOCK; ++k) top = std::max(top, std::fabs(x[k]));
+  *d = top / 127.0f;
+  const float inverse = top > 0.0f ? 127.0f / top : 0.0f;
+  int sum = 0;
+  for (int k = 0; k < XBLOCK; ++k) sum += q[k] = (int8_t)std::nearbyint(x[k] * inverse);
+  return (float)sum;
+#endif
+}
+
+#ifdef __AVX2__
+// 32 columns of a 32-row "half" block times one token row's int8 activations, in 16-bit lanes:
+// sums[q] gets rows 8q..8q+7, the low lane summing columns (c, c+1), the high lane (c+2, c+3).
+// `pairs` holds q as each step's 32 bytes: (q_c, q_c+1) x 8 in the low lane, (q_c+2, q_c+3) x 8
+// in the high. Codes <= 15 and |q| <= 127: a step adds <= 3810 per lane, eight stay below 2^15.
+static inline void dot32(const uint8_t* columns, const __m256i* pairs, __m256i sums[4]) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
+  for (int step = 0; step < 8; ++step, columns += 64) {
+    const __m256i a = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 32), reinterpret_cast<const __m128i*>(columns));
+    const __m256i b = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 48), reinterpret_cast<const __m128i*>(columns + 16));
+    const __m256i a_low = _mm256_and_si256(a, low), a_high = _mm256_and_si256(_mm256_srli_epi16(a, 4), low);
+    const __m256i b_low = _mm256_and_si256(b, low), b_high = _mm256_and_si256(_mm256_srli_epi16(b, 4), low);
+    const __m256i x = _mm256_load_si256(pairs + step);
+    s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a_low, b_low), x));    // rows 0-7
+    s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a_low, b_low), x));    // rows 8-15
+    s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a_high, b_high), x));  // rows 16-23
+    s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a_high, b_high), x));  // rows 24-31
+  }
+  sums[0] = s0, sums[1] = s1, sums[2] = s2, sums[3] = s3;
+}
+
+// 16-bit sums of dot32 (both lanes: the same rows) as eight 32-bit sums.
+static inline __m256i widen(__m256i sums) {
+  return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums)), _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums, 1)));
+}
+
+// The 32-row block's dot products with one token row over one quantization group [begin, end):
+// out[q] (rows 8q..8q+7) += d_b * the integer sum of each 32-input block b. Split 5-8-bit codes
+// add 16 x their high-nibble columns (src) to their low-nibble columns (src + K*16).
+static inline void group32(const uint8_t* src, int64_t K, bool split, const __m256i* pairs, const float* scale, int64_t begin,
+                           int64_t end, __m256* out) {
+  for (int64_t block = begin; block < end; block += XBLOCK) {
+    __m256i high[4], lows[4];
+    dot32(src + block * 16, pairs + block / 4, high);
+    if (split) dot32(src + (K + block) * 16, pairs + block / 4, lows);
+    const __m256 d = _mm256_set1_ps(scale[block / XBLOCK]);
+    for (int q = 0; q < 4; ++q) {
+      const __m256i total = split ? _mm256_add_epi32(_mm256_slli_epi32(widen(high[q]), 4), widen(lows[q])) : widen(high[q]);
+      out[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), d, out[q]);
+    }
+  }
+}
+#endif
+
+extern "C" int scalecompress_packed_gemv(const float* x, int64_t M, const PackedWeight* w, float* y, int threads) {
+  const int64_t K = w->in_features, N = w->out_features, rows = w->rows, columns = w->columns, block = w->block, G = w->groups;
+  const int64_t group = w->group, half = w->half;
+  const uint8_t* packed = w->packed;
+  const uint16_t *scales = w->scales, *zeros = w->zeros;
+  const float default_zero = (float)w->default_zero;
+  if ((columns != K && columns != 2 * K) || K % XBLOCK || group % XBLOCK) return 1;
   const bool split = columns != K;
   const int64_t full = rows / block;
   const int64_t count = full + (rows > full * block ? 1 : 0);
-  std::vector<float> group_sums(M * G, 0.0f);  // sum of x over each group: the zero points' term
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t k = 0; k < K; ++k) group_sums[m * G + k / group] += x[m * K + k];
+  const int64_t blocks = K / XBLOCK;
+  // The activations: q (int8), their scales d per 32 inputs, and x^ = d * q summed per group.
+  std::vector<int8_t> q(M * K);
+  std::vector<float> d(M * blocks), group_sums(M * G, 0.0f);
+  for (int64_t b = 0; b < M * blocks; ++b) {
+    const int64_t m = b / blocks, k0 = (b % blocks) * XBLOCK;
+    const float sum = quantize32(x + m * K + k0, q.data() + m * K + k0, &d[b]);
+    group_sums[m * G + k0 / group] += d[b] * sum;
+  }
+#ifdef __AVX2__
+  // Each step's 32 bytes for vpmaddubsw: (q_c, q_c+1) x 8 in the low lane, (q_c+2, q_c+3) x 8 in the high.
+  std::vector<__m256i> pairs(M * K / 4);
+  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  for (int64_t step = 0; step < M * K / 4; ++step) {
+    int32_t four;
+    std::memcpy(&four, q.data() + 4 * step, 4);
+    pairs[step] = _mm256_shuffle_epi8(_mm256_set1_epi32(four), spread);
+  }
+#endif
 #pragma omp parallel num_threads(threads)
   {
   std::vector<float> scale(G * block), zero(G * block);
@@ -225,27 +331,18 @@ extern "C" int scalecompress_packed_gemv(
 #ifdef __AVX2__
     if (!tail && half && B == 32) {
       for (int64_t m = 0; m < M; ++m) {
-        const float* xm = x + m * K;
         __m256 out[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int64_t g = 0; g < G; ++g) {
-          // two columns per step, each with its own accumulators: FMA latency, not a chain
-          __m256 acc[8];
-          for (int q = 0; q < 8; ++q) acc[q] = _mm256_setzero_ps();
-          const int64_t begin = g * group, end = std::min(K, (g + 1) * group);
-          int64_t c = begin;
-          for (; c + 1 < end; c += 2) {
-            column32(src, c, K, split, _mm256_set1_ps(xm[c]), acc);
-            column32(src, c + 1, K, split, _mm256_set1_ps(xm[c + 1]), acc + 4);
-          }
-          if (c < end) column32(src, c, K, split, _mm256_set1_ps(xm[c]), acc);
+          __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+          group32(src, K, split, pairs.data() + m * K / 4, d.data() + m * blocks, g * group, std::min(K, (g + 1) * group), sums);
           const __m256 xs = _mm256_set1_ps(group_sums[m * G + g]);
-          for (int q = 0; q < 4; ++q) {
-            const __m256 z = _mm256_loadu_ps(zero.data() + g * B + 8 * q), sc = _mm256_loadu_ps(scale.data() + g * B + 8 * q);
-            out[q] = _mm256_fmadd_ps(sc, _mm256_fnmadd_ps(z, xs, _mm256_add_ps(acc[q], acc[q + 4])), out[q]);
+          for (int r = 0; r < 4; ++r) {
+            const __m256 z = _mm256_loadu_ps(zero.data() + g * B + 8 * r), sc = _mm256_loadu_ps(scale.data() + g * B + 8 * r);
+            out[r] = _mm256_fmadd_ps(sc, _mm256_fnmadd_ps(z, xs, sums[r]), out[r]);
           }
         }
         float result[32];
-        for (int q = 0; q < 4; ++q) _mm256_storeu_ps(result + 8 * q, out[q]);
+        for (int r = 0; r < 4; ++r) _mm256_storeu_ps(result + 8 * r, out[r]);
         for (int64_t r = 0; r < valid; ++r) y[m * N + row0 + r] = result[r];
       }
       continue;
@@ -258,7 +355,7 @@ extern "C" int scalecompress_packed_gemv(
     for (int64_t m = 0; m < M; ++m)
       for (int64_t r = 0; r < valid; ++r) {
         float sum = 0.0f;
-        for (int64_t k = 0; k < K; ++k) sum += buf[k * B + r] * x[m * K + k];
+        for (int64_t k = 0; k < K; ++k) sum += buf[k * B + r] * d[m * blocks + k / XBLOCK] * (float)q[m * K + k];
         y[m * N + row0 + r] = sum;
       }
   }
