@@ -5,8 +5,9 @@ built from the same model (by default a randomly initialised LLaMA shaped like S
 hidden 576, 30 layers, intermediate 1536, 9 heads / 3 KV heads, vocab 49152, tied embeddings).
 Every variant runs the same loop through the transformers model API (same cache kind, same
 compilation): a prefill of P prompt tokens (`logits_to_keep=1`, as `generate` does), then one
-token at a time. Runs are interleaved (variant after variant, `--runs` times) and medians kept,
-so load on a shared machine shifts all variants alike and the ratios stay meaningful.
+token at a time. Runs are interleaved (variant after variant, `--runs` times; decode steps
+take turns step by step) and medians kept, so load on a shared machine shifts all variants
+alike and the ratios stay meaningful.
 
     python benchmarks/decode_speed.py --threads 2                    # the acceptance run (~5 min)
     python benchmarks/decode_speed.py --model PATH --threads 2       # a local checkpoint instead
@@ -117,19 +118,24 @@ class Runner:
         return (time.perf_counter() - start) * 1e3
 
     @torch.inference_mode()
-    def decode_ms(self, model, prompt: torch.Tensor, new_tokens: int) -> float:
-        """Median ms of one new token after the prompt (the prefill is not counted)."""
+    def decode_ms(self, models: dict[str, torch.nn.Module], prompt: torch.Tensor, new_tokens: int) -> dict[str, float]:
+        """Median ms of one new token after the prompt (the prefill is not counted), per model.
+        The models take turns step by step, each with its own cache: a drift in the machine's
+        speed (this VM moves +-15% within seconds) falls on every model alike."""
         length = prompt.shape[1]
-        cache = make_cache(model, self.cache, length + new_tokens + 1)
-        out = model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.arange(length))
-        token = out.logits[:, -1:].argmax(-1)
-        step, times = self.step(model), []
+        state, times = {}, {name: [] for name in models}
+        for name, model in models.items():
+            cache = make_cache(model, self.cache, length + new_tokens + 1)
+            out = model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.arange(length))
+            state[name] = (self.step(model), cache, out.logits[:, -1:].argmax(-1))
         for position in range(length, length + new_tokens):
-            start = time.perf_counter()
-            out = step(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position]))
-            token = out.logits[:, -1:].argmax(-1)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3
+            for name, (step, cache, token) in state.items():
+                start = time.perf_counter()
+                out = step(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position]))
+                token = out.logits[:, -1:].argmax(-1)
+                times[name].append(time.perf_counter() - start)
+                state[name] = (step, cache, token)
+        return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
 
 def kernels(model, rows: int) -> str:
@@ -233,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         profile(models[args.profile], prompt_ids[32], runner)
         return 0
     models = build_variants(source, names)
-    for model in models.values():  # warm: kernel layouts converted, allocator and compilation primed
-        runner.decode_ms(model, prompt_ids[32], 2)
+    runner.decode_ms(models, prompt_ids[32], 2)  # warm: kernel layouts converted, allocator and compilation primed
+    for model in models.values():
         for p in prompts:
             runner.prefill_ms(model, prompt_ids[p])
     timings: dict[str, dict[str, list[float]]] = {name: collections.defaultdict(list) for name in models}
@@ -242,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, model in models.items():
             for p in prompts:
                 timings[name][f"prefill {p}"].append(runner.prefill_ms(model, prompt_ids[p]))
-            timings[name]["decode"].append(runner.decode_ms(model, prompt_ids[32], new_tokens))
+        for name, ms in runner.decode_ms(models, prompt_ids[32], new_tokens).items():
+            timings[name]["decode"].append(ms)
     load_after = os.getloadavg()
     bandwidth = cpu_read_bandwidth(args.threads)  # after the timing, same threads: the roofline's yardstick
     columns = [*(f"prefill {p}" for p in prompts), "decode"]

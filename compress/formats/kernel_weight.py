@@ -37,6 +37,7 @@ class KernelWeight:
     columns: int  # in_features, or 2 * in_features when codes run as two nibbles
     rows: int  # out_features rounded up to the op's multiple of 16 (padding rows are zero)
     native_decode_rows: int = 0  # up to this many rows run our decode kernel, not the int4 op
+    native_prefill: bool = False  # more rows run our prefill kernel (else dequantize + F.linear)
     bound: Any = None  # our kernels' arguments (`native_kernels.bind`), bound on first use
 
 
@@ -57,7 +58,7 @@ def code_shift(zeros: torch.Tensor | None, bits: int, in_features: int, group_si
 
 
 def build(nibbled: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, *, bits: int, group_size: int | None,
-          out_features: int, native_decode_rows: int) -> KernelWeight:
+          out_features: int, native_decode_rows: int, native_prefill: bool) -> KernelWeight:
     """The op's form of a layer's nibbles (from `nibbles`) and its fp16 scales and zeros."""
     in_features = nibbled.shape[1] // 2 if bits > 4 else nibbled.shape[1]
     group = cpu_int4.kernel_group_size(in_features, group_size)
@@ -67,7 +68,7 @@ def build(nibbled: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | Non
     table = scale_zero_table(scales, zeros, bits, group_size, in_features, group)
     if padding:  # zero scale and offset: padding rows compute 0 and are cut off
         table = F.pad(table, (0, 0, 0, padding))
-    return KernelWeight(packed, table, group, nibbled.shape[1], rows, native_decode_rows)
+    return KernelWeight(packed, table, group, nibbled.shape[1], rows, native_decode_rows, native_prefill)
 
 
 def scale_zero_table(scales: torch.Tensor, zeros: torch.Tensor | None, bits: int, group_size: int | None, in_features: int,

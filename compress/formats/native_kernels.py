@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,15 @@ def bind(packed: torch.Tensor, rows: int, columns: int, scales: torch.Tensor, ze
     zeros = zeros.to(torch.float16).contiguous() if zeros is not None else None
     weight = _PackedWeight(packed.data_ptr(), rows, columns, block, int(style != "pairs"), scales.data_ptr(),
                            zeros.data_ptr() if zeros is not None else None, scales.shape[1], default_zero, group, in_features, out_features)
-    return Bound(weight, ctypes.addressof(weight), in_features, out_features, (packed, scales, zeros))
+    bound = Bound(weight, ctypes.addressof(weight), in_features, out_features, (packed, scales, zeros))
+    _BOUND[bound.address] = bound  # what the compiled graph's op finds it by
+    return bound
 
 
 def prefill(x: torch.Tensor, weight: Bound) -> torch.Tensor:
     """`x` (..., K) fp32 contiguous times the bound weight -> (..., out_features) fp32."""
+    if torch.compiler.is_compiling():
+        return torch.ops.scalecompress.packed_matmul(x, weight.address, weight.out_features, False)
     library = _library()
     return _call(library.prefill, x, weight, TILE_FLOATS, torch.get_num_threads(), library.sgemm)
 
@@ -104,7 +109,24 @@ def prefill(x: torch.Tensor, weight: Bound) -> torch.Tensor:
 def decode(x: torch.Tensor, weight: Bound) -> torch.Tensor:
     """The same product for a few rows, from the codes directly (see `decodes`), with the
     activations quantized to int8 per 32 inputs (llama.cpp's Q8_0)."""
+    if torch.compiler.is_compiling():
+        return torch.ops.scalecompress.packed_matmul(x, weight.address, weight.out_features, True)
     return _call(_library().decode, x, weight, torch.get_num_threads())
+
+
+# Under torch.compile both kernels are one opaque op of the graph (a ctypes call would break the
+# graph at every layer): `scalecompress::packed_matmul`, found by the address `bind` registers. A
+# bare dispatcher kernel (~8 us a call) rather than torch.library.custom_op (~25 us); eager calls
+# skip the dispatcher altogether.
+_BOUND: weakref.WeakValueDictionary[int, Bound] = weakref.WeakValueDictionary()
+_OPS = torch.library.Library("scalecompress", "DEF")
+_OPS.define("packed_matmul(Tensor x, int address, int out_features, bool decoding) -> Tensor")
+_OPS.impl("packed_matmul", lambda x, address, out_features, decoding: (decode if decoding else prefill)(x, _BOUND[address]), "CPU")
+
+
+@torch.library.register_fake("scalecompress::packed_matmul")
+def _(x: torch.Tensor, address: int, out_features: int, decoding: bool) -> torch.Tensor:
+    return x.new_empty(x.shape[:-1] + (out_features,))
 
 
 def _call(function, x: torch.Tensor, weight: Bound, *tail) -> torch.Tensor:

@@ -266,10 +266,9 @@ class QuantizedLinear(PackedModule):
         if x.is_cpu and not (x.requires_grad and torch.is_grad_enabled()) and self._kernel_possible():
             kernel = self._kernel if self._kernel is not None else self._kernel_weight()
             if kernel is not None:
-                prefill = _prefill_available()
-                if rows <= max_kernel_rows(self.bits, prefill, kernel.native_decode_rows > 0):
+                if rows <= max_kernel_rows(self.bits, kernel.native_prefill, kernel.native_decode_rows > 0):
                     return self._kernel_forward(x, kernel)
-                if prefill:
+                if kernel.native_prefill:
                     return self._native_forward(x, kernel, native_kernels.prefill)
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, self.dequantize(x.dtype), bias)
@@ -289,6 +288,7 @@ class QuantizedLinear(PackedModule):
             y += self.bias if self.bias.dtype is torch.float32 else self.bias.float()
         return y if x.dtype is torch.float32 else y.to(x.dtype)
 
+    @torch.compiler.disable  # once per layer, eagerly
     def _bind(self, kernel: KernelWeight) -> native_kernels.Bound:
         # 2-3-bit codes sit shifted by 8 - zero, so their value is nibble - 8; else code - zero.
         kernel.bound = native_kernels.bind(kernel.packed, kernel.rows, kernel.columns, self.scales, self.zeros if self.bits >= 4 else None,
@@ -322,6 +322,7 @@ class QuantizedLinear(PackedModule):
         device = self.scales.device.type
         return device == "cpu" and cpu_int4.kernel_available() and cpu_int4.kernel_group_size(self.in_features, self.group_size) is not None
 
+    @torch.compiler.disable  # converted once, eagerly: a compiled graph then finds it ready
     def _kernel_weight(self) -> KernelWeight | None:
         """The kernel's form of the weight, converted on first use; None where it cannot run."""
         if self._kernel is not None or self._kernel_refused:
@@ -331,7 +332,8 @@ class QuantizedLinear(PackedModule):
             return None
         nibbled = kernel_weight.nibbles(self.codes(), self.zeros, self.bits, self.group_size)
         self._kernel = kernel_weight.build(nibbled, self.scales, self.zeros, bits=self.bits, group_size=self.group_size,
-                                           out_features=self.out_features, native_decode_rows=self._native_decode_rows())
+                                           out_features=self.out_features, native_decode_rows=self._native_decode_rows(),
+                                           native_prefill=_prefill_available())
         restored = cpu_int4.from_kernel_layout(self._kernel.packed, self._kernel.rows, self._kernel.columns)
         if restored is not None and torch.equal(restored[: self.out_features], nibbled):
             self._buffers["qweight"] = None  # one packed copy in RAM; state_dict rebuilds it

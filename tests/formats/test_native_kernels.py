@@ -138,3 +138,17 @@ def test_a_failed_build_warns_once_and_the_layer_falls_back(monkeypatch, tmp_pat
         assert not list(tmp_path.glob("kernels/*.so"))  # nothing half-built left in the cache
     finally:
         native_kernels._library.cache_clear()
+
+
+@needs_kernels
+def test_compiled_graphs_hold_the_kernels_as_one_op_without_breaks():
+    packed = layer(4, group_size=128, bias=True)
+    model = torch.nn.Sequential(packed, torch.nn.ReLU())
+    x = {rows: torch.randn(rows, 576) for rows in (1, 40)}  # our decode kernel, then the prefill kernel
+    with torch.inference_mode():
+        expected = {rows: model(value) for rows, value in x.items()}  # (the first call converts the layout)
+        fresh = layer(4, group_size=128, bias=True)  # a compiled model converts on its first call too
+        assert torch.allclose(torch.compile(fresh, backend="aot_eager")(x[1]), F.linear(q8_0(x[1]), fresh.dequantize(), fresh.bias), atol=1e-4)
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")  # fullgraph: a graph break is an error
+        for rows, value in x.items():
+            assert torch.allclose(compiled(value), expected[rows], atol=1e-5)
