@@ -139,14 +139,14 @@ def _call(function, x: torch.Tensor, weight: Bound, *tail) -> torch.Tensor:
 def decodes(layout: tuple[str, int] | None) -> bool:
     """Whether `decode` has its vectorised loop for this layout (else it would run scalar)."""
     library = _library() if enabled() else None
-    return library is not None and layout is not None and layout[0] != "pairs" and layout[1] == library.decode_block
+    return library is not None and library.decode_vectorised and layout is not None and layout[0] != "pairs" and layout[1] in (32, 64)
 
 
 @dataclass(frozen=True)
 class _Library:
     prefill: Any
     decode: Any
-    decode_block: int  # the "half" layout block the decode loop vectorises (0: none)
+    decode_vectorised: bool  # the decode loop has its AVX2 path ("half" layouts of 32 and 64 rows)
     sgemm: ctypes.c_void_p
 
 
@@ -170,8 +170,8 @@ def _library() -> _Library | None:
     prefill_function, decode_function = library.scalecompress_packed_prefill, library.scalecompress_packed_gemv
     prefill_function.restype, prefill_function.argtypes = ctypes.c_int, [_PTR, _I64, _PTR, _PTR, _I64, ctypes.c_int, _PTR]
     decode_function.restype, decode_function.argtypes = ctypes.c_int, [_PTR, _I64, _PTR, _PTR, ctypes.c_int]
-    library.scalecompress_gemv_block.restype = ctypes.c_int
-    return _Library(prefill_function, decode_function, library.scalecompress_gemv_block(), sgemm)
+    library.scalecompress_gemv_vectorised.restype = ctypes.c_int
+    return _Library(prefill_function, decode_function, bool(library.scalecompress_gemv_vectorised()), sgemm)
 
 
 def _refuse(why: str):

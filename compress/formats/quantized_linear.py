@@ -20,8 +20,9 @@ How it computes:
   exact fp16 scales and zeros applied per group; 2x the int4 op at one row, faster at every row
   count it takes. Elsewhere PyTorch's int4 op runs them (bf16 activations; 5–8-bit codes in one
   call with the activations fed twice and the zero offset split over two bf16 terms, exact to
-  ~2**-18), up to KERNEL_MAX_ROWS_PREFILL / _SPLIT rows where our prefill kernel is built (an
-  AVX-512 layout our decode loop does not cover), KERNEL_MAX_ROWS / _SPLIT where nothing is.
+  ~2**-18), up to KERNEL_MAX_ROWS_PREFILL / _SPLIT rows where our prefill kernel is built but
+  the decode loop is not (a machine without AVX2, or a generic "pairs" layout), KERNEL_MAX_ROWS /
+  _SPLIT where nothing is built.
 - CPU, more rows (prefills, batches): the prefill kernel (`compress.formats.native_kernels`)
   reads the same kernel layout, dequantizes a cache-sized tile of rows at a time and runs BLAS
   sgemm on it in fp32 (activations of other dtypes are widened, the result narrowed back).
@@ -60,7 +61,7 @@ from compress.formats.packing import (
 # benchmarks/decode_speed.py --crossover (2-core AVX2, the 135M model's layer shapes):
 NATIVE_DECODE_MAX_ROWS = 32  # our decode kernel against our prefill kernel at 2-4 bits (crossing: 32-64 rows)
 NATIVE_DECODE_MAX_ROWS_SPLIT = 8  # 5-8-bit codes, twice the work per row (8-16)
-KERNEL_MAX_ROWS_PREFILL = 8  # the int4 op against our prefill kernel (8-16), where our decode loop does not run
+KERNEL_MAX_ROWS_PREFILL = 8  # the int4 op against our prefill kernel (8-16), where our decode loop is not built
 KERNEL_MAX_ROWS_PREFILL_SPLIT = 4  # (4-8)
 KERNEL_MAX_ROWS = 128  # the int4 op against eager dequantize + GEMM, no kernels built (2048x2048, 64 rows: ~20 ms against ~30)
 KERNEL_MAX_ROWS_SPLIT = 16

@@ -152,3 +152,28 @@ def test_compiled_graphs_hold_the_kernels_as_one_op_without_breaks():
         compiled = torch.compile(model, fullgraph=True, backend="aot_eager")  # fullgraph: a graph break is an error
         for rows, value in x.items():
             assert torch.allclose(compiled(value), expected[rows], atol=1e-5)
+
+
+@pytest.mark.skipif(not native_kernels.available(), reason="the kernels cannot be built here")
+@pytest.mark.parametrize("layout", [("lanes2", 32), ("lanes4", 64), ("pairs", 32)])  # AVX2's, AVX-512's, the generic build's
+@pytest.mark.parametrize("bits", [3, 4, 8])
+def test_both_kernels_read_every_known_layout(layout, bits):
+    # the layout is packed here in Python, so an AVX2 machine checks the AVX-512 one too; 112 rows:
+    # full blocks and a tail of pairs
+    from compress.formats import kernel_weight
+    from compress.formats.affine import dequantize_codes
+
+    generator = torch.Generator().manual_seed(bits)
+    codes = torch.randint(0, 2**bits, (112, 256), dtype=torch.uint8, generator=generator)
+    scales = (torch.rand(112, 2, generator=generator) * 0.1 + 0.01).half()
+    zeros = torch.randint(0, 2**bits, (112, 2), generator=generator).half()
+    nibbled = kernel_weight.nibbles(codes, zeros, bits, 128)
+    packed = cpu_int4._pack(nibbled, *layout)
+    bound = native_kernels.bind(packed, 112, nibbled.shape[1], scales, zeros if bits >= 4 else None, 8.0 if bits < 4 else float(2 ** (bits - 1)),
+                                128, 256, 112, layout)
+    weight = dequantize_codes(codes, scales, zeros, 128, bits, torch.float32)
+    x = torch.randn(3, 256, generator=generator)
+    assert torch.allclose(native_kernels.prefill(x, bound), F.linear(x, weight), atol=1e-4, rtol=1e-5)
+    reference = F.linear(q8_0(x), weight)
+    assert torch.allclose(native_kernels.decode(x, bound), reference, atol=1e-5 * float(reference.abs().max()) + 1e-4, rtol=1e-5)
+    assert native_kernels.decodes(layout) == (layout[0] != "pairs")

@@ -199,8 +199,8 @@ extern "C" int scalecompress_packed_prefill(
 // activations: 2^-8 of the block's largest input). Per block of B output rows and per
 // quantization group: the codes times q are summed in integers (AVX2 vpmaddubsw, four columns
 // per step; 16-bit sums widened every 32 inputs, when the block's d applies), then
-// y += scale * (sum - zero * sum of x^ over the group). Full "half" blocks of 32 rows run the
-// AVX2 loop; tail blocks (pairs) are dequantized like the prefill tiles and multiplied scalar.
+// y += scale * (sum - zero * sum of x^ over the group). Full "half" blocks of 32 or 64 rows run
+// the AVX2 loop; tail blocks (pairs) are dequantized like the prefill tiles and multiplied scalar.
 static const int64_t XBLOCK = 32;  // inputs per activation scale (K and every group are multiples)
 
 // 32 activations as int8: *d = max|x| / 127, q = round(x / d) (half to even, as torch.round;
@@ -238,23 +238,26 @@ static inline float quantize32(const float* x, int8_t* q, float* d) {
 }
 
 #ifdef __AVX2__
-// 32 columns of a 32-row "half" block times one token row's int8 activations, in 16-bit lanes:
-// sums[q] gets rows 8q..8q+7, the low lane summing columns (c, c+1), the high lane (c+2, c+3).
+// 32 columns of a "half" block of 2H rows times one token row's int8 activations, for the 32 rows
+// whose codes sit in bytes [0, 16) of each column (`columns` points at them; a column is H bytes):
+// rows 0-15 (low nibbles) and H..H+15 (high). In 16-bit lanes, sums[0] gets rows 0-7, [1] 8-15,
+// [2] H..H+7, [3] H+8..H+15; the low lane sums columns (c, c+1), the high lane (c+2, c+3).
 // `pairs` holds q as each step's 32 bytes: (q_c, q_c+1) x 8 in the low lane, (q_c+2, q_c+3) x 8
 // in the high. Codes <= 15 and |q| <= 127: a step adds <= 3810 per lane, eight stay below 2^15.
+template <int H>
 static inline void dot32(const uint8_t* columns, const __m256i* pairs, __m256i sums[4]) {
   const __m256i low = _mm256_set1_epi8(0x0F);
   __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
-  for (int step = 0; step < 8; ++step, columns += 64) {
-    const __m256i a = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 32), reinterpret_cast<const __m128i*>(columns));
-    const __m256i b = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 48), reinterpret_cast<const __m128i*>(columns + 16));
+  for (int step = 0; step < 8; ++step, columns += 4 * H) {
+    const __m256i a = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 2 * H), reinterpret_cast<const __m128i*>(columns));
+    const __m256i b = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 3 * H), reinterpret_cast<const __m128i*>(columns + H));
     const __m256i a_low = _mm256_and_si256(a, low), a_high = _mm256_and_si256(_mm256_srli_epi16(a, 4), low);
     const __m256i b_low = _mm256_and_si256(b, low), b_high = _mm256_and_si256(_mm256_srli_epi16(b, 4), low);
     const __m256i x = _mm256_load_si256(pairs + step);
     s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a_low, b_low), x));    // rows 0-7
     s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a_low, b_low), x));    // rows 8-15
-    s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a_high, b_high), x));  // rows 16-23
-    s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a_high, b_high), x));  // rows 24-31
+    s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a_high, b_high), x));  // rows H..H+7
+    s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a_high, b_high), x));  // rows H+8..H+15
   }
   sums[0] = s0, sums[1] = s1, sums[2] = s2, sums[3] = s3;
 }
@@ -264,20 +267,47 @@ static inline __m256i widen(__m256i sums) {
   return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums)), _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums, 1)));
 }
 
-// The 32-row block's dot products with one token row over one quantization group [begin, end):
-// out[q] (rows 8q..8q+7) += d_b * the integer sum of each 32-input block b. Split 5-8-bit codes
-// add 16 x their high-nibble columns (src) to their low-nibble columns (src + K*16).
+// dot32's 32 rows times one token row over one quantization group [begin, end): out[q] += d_b *
+// the integer sum of each 32-input block b. Split 5-8-bit codes add 16 x their high-nibble
+// columns (src) to their low-nibble columns (src + K * H).
+template <int H>
 static inline void group32(const uint8_t* src, int64_t K, bool split, const __m256i* pairs, const float* scale, int64_t begin,
                            int64_t end, __m256* out) {
   for (int64_t block = begin; block < end; block += XBLOCK) {
     __m256i high[4], lows[4];
-    dot32(src + block * 16, pairs + block / 4, high);
-    if (split) dot32(src + (K + block) * 16, pairs + block / 4, lows);
+    dot32<H>(src + block * H, pairs + block / 4, high);
+    if (split) dot32<H>(src + (K + block) * H, pairs + block / 4, lows);
     const __m256 d = _mm256_set1_ps(scale[block / XBLOCK]);
     for (int q = 0; q < 4; ++q) {
       const __m256i total = split ? _mm256_add_epi32(_mm256_slli_epi32(widen(high[q]), 4), widen(lows[q])) : widen(high[q]);
       out[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), d, out[q]);
     }
+  }
+}
+
+// A full "half" block of B = 2H rows (32: AVX2's layout, 64: AVX-512's) times the token rows, in
+// B / 32 passes of dot32's 32 rows (bytes [16 p, 16 p + 16) of each column), into y.
+template <int H>
+static void gemv_block(const uint8_t* src, int64_t K, bool split, int64_t M, const __m256i* pairs, const float* d, const float* group_sums,
+                       int64_t G, int64_t group, const float* scale, const float* zero, int64_t valid, float* y, int64_t N) {
+  const int64_t B = 2 * H, blocks = K / XBLOCK;
+  for (int64_t m = 0; m < M; ++m) {
+    float result[2 * H];
+    for (int64_t pass = 0; pass < B / 32; ++pass) {
+      const int64_t first[4] = {16 * pass, 16 * pass + 8, H + 16 * pass, H + 16 * pass + 8};  // each sum's first row
+      __m256 out[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int64_t g = 0; g < G; ++g) {
+        __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        group32<H>(src + 16 * pass, K, split, pairs + m * K / 4, d + m * blocks, g * group, std::min(K, (g + 1) * group), sums);
+        const __m256 xs = _mm256_set1_ps(group_sums[m * G + g]);
+        for (int r = 0; r < 4; ++r) {
+          const __m256 z = _mm256_loadu_ps(zero + g * B + first[r]), sc = _mm256_loadu_ps(scale + g * B + first[r]);
+          out[r] = _mm256_fmadd_ps(sc, _mm256_fnmadd_ps(z, xs, sums[r]), out[r]);
+        }
+      }
+      for (int r = 0; r < 4; ++r) _mm256_storeu_ps(result + first[r], out[r]);
+    }
+    for (int64_t r = 0; r < valid; ++r) y[m * N + r] = result[r];
   }
 }
 #endif
@@ -329,22 +359,12 @@ extern "C" int scalecompress_packed_gemv(const float* x, int64_t M, const Packed
       }
     }
 #ifdef __AVX2__
-    if (!tail && half && B == 32) {
-      for (int64_t m = 0; m < M; ++m) {
-        __m256 out[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int64_t g = 0; g < G; ++g) {
-          __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-          group32(src, K, split, pairs.data() + m * K / 4, d.data() + m * blocks, g * group, std::min(K, (g + 1) * group), sums);
-          const __m256 xs = _mm256_set1_ps(group_sums[m * G + g]);
-          for (int r = 0; r < 4; ++r) {
-            const __m256 z = _mm256_loadu_ps(zero.data() + g * B + 8 * r), sc = _mm256_loadu_ps(scale.data() + g * B + 8 * r);
-            out[r] = _mm256_fmadd_ps(sc, _mm256_fnmadd_ps(z, xs, sums[r]), out[r]);
-          }
-        }
-        float result[32];
-        for (int r = 0; r < 4; ++r) _mm256_storeu_ps(result + 8 * r, out[r]);
-        for (int64_t r = 0; r < valid; ++r) y[m * N + row0 + r] = result[r];
-      }
+    if (!tail && half && (B == 32 || B == 64)) {
+      const float* ds = d.data();
+      if (B == 32)
+        gemv_block<16>(src, K, split, M, pairs.data(), ds, group_sums.data(), G, group, scale.data(), zero.data(), valid, y + row0, N);
+      else
+        gemv_block<32>(src, K, split, M, pairs.data(), ds, group_sums.data(), G, group, scale.data(), zero.data(), valid, y + row0, N);
       continue;
     }
 #endif
@@ -363,10 +383,10 @@ extern "C" int scalecompress_packed_gemv(const float* x, int64_t M, const Packed
   return 0;
 }
 
-// The block size of the "half" layout the vectorised decode loop handles (0: none, scalar only).
-extern "C" int scalecompress_gemv_block() {
+// Whether the decode loop is vectorised for "half" blocks of 32 and 64 rows (AVX2), or scalar only.
+extern "C" int scalecompress_gemv_vectorised() {
 #ifdef __AVX2__
-  return 32;
+  return 1;
 #else
   return 0;
 #endif
