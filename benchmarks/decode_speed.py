@@ -14,7 +14,7 @@ alike and the ratios stay meaningful.
     python benchmarks/decode_speed.py --quick                        # tiny model, seconds (smoke test)
     python benchmarks/decode_speed.py --profile rtn-w4-g128-head8    # torch.profiler of one decode token
     python benchmarks/decode_speed.py --cache static                 # HF StaticCache instead of DynamicCache
-    python benchmarks/decode_speed.py --crossover                    # rows where the prefill kernel beats the int4 kernel
+    python benchmarks/decode_speed.py --crossover                    # per layer and row count: int4 op, our decode and prefill kernels
 
 Prints a Markdown table (ms, and ratios to fp32 and bf16; the decode roofline: weight bytes read
 per token, their time at the read bandwidth measured in the same run, and the fraction of that
@@ -169,8 +169,8 @@ def profile(model, prompt: torch.Tensor, runner: Runner, rows: int = 25) -> None
 def crossover(threads: int) -> None:
     """Per layer shape of the 135M model: ms of PyTorch's int4 kernel, our decode kernel and our
     prefill kernel (tile-wise dequantize + sgemm) against dense fp32, by token rows; the crossings
-    set KERNEL_MAX_ROWS_PREFILL(_SPLIT) in compress/formats/quantized_linear.py and which bit
-    widths decode on our kernel (compress/formats/native_kernels.py)."""
+    set NATIVE_DECODE_MAX_ROWS(_SPLIT) and KERNEL_MAX_ROWS_PREFILL(_SPLIT) in
+    compress/formats/quantized_linear.py."""
     import torch.nn.functional as F
 
     from compress.algorithms.quantization.grid import rtn_quantize
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (every variant)")
     parser.add_argument("--profile", metavar="VARIANT", help="profile one decode token of VARIANT (fp32, bf16 or a packed one) and exit")
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 run, short prompts: a smoke test")
-    parser.add_argument("--crossover", action="store_true", help="time int4 kernel vs prefill kernel per layer shape and row count, and exit")
+    parser.add_argument("--crossover", action="store_true", help="time the int4 op, our decode kernel and our prefill kernel per layer shape and row count, and exit")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.crossover:
