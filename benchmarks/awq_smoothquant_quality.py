@@ -32,6 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import torch
+from pocket_models import largest_members
 
 import compress
 from compress.bench.accuracy.perplexity import evaluate_perplexity
@@ -42,22 +43,6 @@ from compress.data.calibration import calibration_batches
 from compress.passes import AWQConfig, BnbConfig, RTNConfig, SmoothQuantConfig
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}  # two-sided 95%, by degrees of freedom
-
-
-def default_models() -> list[str]:
-    from compress.scaling.ladder import load_ladder
-
-    paths = []
-    for ladder in ("pocket", "pocket-gpt2"):
-        try:
-            members = load_ladder(ladder, progress=False, cached_only=True).members
-        except Exception as error:  # noqa: BLE001 - a missing ladder is reported, not fatal
-            print(f"ladder {ladder}: not available ({error}); train it with `scalecompress ladder train {ladder}`", file=sys.stderr)
-            continue
-        trained = [m for m in members if m.path]
-        if trained:
-            paths.append(max(trained, key=lambda m: m.params or 0).path)
-    return paths
 
 
 def interval(values: list[float]) -> tuple[float, float]:
@@ -150,7 +135,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.samples, args.max_eval_tokens = args.seeds[:1], 16, 4096
-    models = args.model or default_models()
+    models = args.model or largest_members()
     if not models:
         parser.error("no --model given and no trained pocket ladder in the cache")
     env = capture_env()

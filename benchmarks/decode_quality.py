@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F
+from pocket_models import largest_members
 
 import compress
 from compress.bench.modeling import max_positions
@@ -40,11 +41,8 @@ from compress.passes import RTNConfig
 RECIPE = RTNConfig(bits=4, group_size=128, head={"bits": 8, "group_size": 128})
 
 
-def default_models() -> list[str]:
-    from compress.scaling.ladder import load_ladder
-
-    return [max(load_ladder(spec, cached_only=True, progress=False).members, key=lambda m: m.non_embedding_params).path
-            for spec in ("pocket", "pocket-gpt2")]
+def bits_per_byte(model, windows: list[torch.Tensor], predicted_bytes: int, decode: bool) -> float:
+    return sum(window_nll(model, window, decode) for window in windows) / math.log(2) / predicted_bytes
 
 
 @torch.inference_mode()
@@ -81,7 +79,7 @@ def main() -> int:
     print(f"rtn w4 g128, head 8-bit g128; test plays, {args.windows} windows of the model's context, teacher-forced\n")
     print("| model | path | bits/byte | vs prefill |")
     print("|---|---|---|---|")
-    for path in args.model or default_models():
+    for path in args.model or largest_members():
         model, tokenizer, _ = compress.load(path)
         prefix = bos_prefix(tokenizer)
         length = min(128, max_positions(model) or 128)
@@ -92,16 +90,13 @@ def main() -> int:
         windows = [torch.cat([torch.tensor([prefix]), ids[s : s + body]]) if prefix is not None else ids[s : s + body] for s in starts]
         predicted_bytes = sum(int(token_bytes[s + (prefix is None) : s + body].sum()) for s in starts)
 
-        def bits_per_byte(m, decode: bool) -> float:
-            return sum(window_nll(m, w, decode) for w in windows) / math.log(2) / predicted_bytes
-
         packed, _ = compress.apply(copy.deepcopy(model), [RECIPE], progress=False)
         name = Path(path).name
-        rows = [("dense, prefill", bits_per_byte(model, False))]
-        exact = bits_per_byte(packed, False)
-        rows += [("packed, prefill (exact fp32 activations)", exact), ("packed, decode: ours (int8 activations per 32)", bits_per_byte(packed, True))]
+        rows = [("dense, prefill", bits_per_byte(model, windows, predicted_bytes, False))]
+        exact = bits_per_byte(packed, windows, predicted_bytes, False)
+        rows += [("packed, prefill (exact fp32 activations)", exact), ("packed, decode: ours (int8 activations per 32)", bits_per_byte(packed, windows, predicted_bytes, True))]
         use_int4_op(packed)
-        rows.append(("packed, decode: int4 op (bf16 activations)", bits_per_byte(packed, True)))
+        rows.append(("packed, decode: int4 op (bf16 activations)", bits_per_byte(packed, windows, predicted_bytes, True)))
         for label, value in rows:
             versus = "" if label.startswith("dense") or "prefill" in label else f"{value - exact:+.6f}"
             print(f"| {name} | {label} | {value:.6f} | {versus} |", flush=True)

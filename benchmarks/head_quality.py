@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from pocket_models import largest_members
 
 import compress
 from compress.bench.accuracy.perplexity import evaluate_perplexity
@@ -30,13 +31,6 @@ from compress.model_info import weight_bytes
 from compress.passes import RTNConfig
 
 TABLES = [None, (8, 128), (8, None), (6, 128), (4, 128), (4, 64), (4, 32), (3, 32)]
-
-
-def default_models() -> list[str]:
-    from compress.scaling.ladder import load_ladder
-
-    return [max(load_ladder(spec, cached_only=True, progress=False).members, key=lambda m: m.non_embedding_params).path
-            for spec in ("pocket", "pocket-gpt2")]
 
 
 def main() -> int:
@@ -51,7 +45,7 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.1f}; body: rtn w{args.body_bits} g128; test plays, window 512")
     print("| model | head/embedding table | bits/byte | increase over body-only | weight MB |")
     print("|---|---|---|---|---|")
-    for path in args.model or default_models():
+    for path in args.model or largest_members():
         model, tokenizer, _ = compress.load(path)
         prefix = bos_prefix(tokenizer)
 

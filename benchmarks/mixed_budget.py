@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
+from pocket_models import largest_members
 
 import compress
 from compress.bench.accuracy.perplexity import evaluate_perplexity
@@ -44,7 +45,6 @@ from compress.bench.text import bos_prefix, load_eval_text
 from compress.data.calibration import calibration_batches
 from compress.model_info import weight_bytes
 from compress.passes import GPTQConfig, MixedConfig, RTNConfig
-from quality_quant import default_models  # noqa: E402 - the same two largest pocket members
 
 FRACTIONS = (0.25, 0.5, 0.75)
 TOLERANCE = 0.02
@@ -70,7 +70,7 @@ def main() -> int:
     text = load_eval_text("plays:test")
     results, ok = [], True
     uniform = {"rtn": RTNConfig, "gptq": GPTQConfig}[args.method]
-    for path in args.model or default_models():
+    for path in args.model or largest_members():
         model, tokenizer, info = compress.load(path)
         prefix = bos_prefix(tokenizer)
         tokens = calibration_batches(tokenizer, n_samples=args.samples, seq_len=max_positions(model) or 512, seed=0)

@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from pocket_models import largest_members
 
 import compress
 from compress.bench.accuracy.perplexity import evaluate_perplexity
@@ -41,20 +42,6 @@ from compress.passes import GPTQConfig, RTNConfig
 
 SETTINGS = [(3, 64, 0.5), (4, 128, 1.0)]  # bits, group size, bound on gptq/rtn increase
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
-
-
-def default_models() -> list[str]:
-    from compress.scaling.ladder import load_ladder
-
-    paths = []
-    for spec in ("pocket", "pocket-gpt2"):
-        try:
-            members = load_ladder(spec, cached_only=True, progress=False).members
-        except Exception as error:  # noqa: BLE001 - say which ladder is missing and go on
-            print(f"note: ladder {spec} not available ({error})", file=sys.stderr)
-            continue
-        paths.append(max(members, key=lambda m: m.non_embedding_params).path)
-    return paths
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
@@ -78,7 +65,7 @@ def main() -> int:
     settings = [s for s in SETTINGS if not args.setting or f"{s[0]}:{s[1]}" in args.setting]
     text = load_eval_text("plays:test")
     results, ok = [], True
-    for path in args.model or default_models():
+    for path in args.model or largest_members():
         model, tokenizer, info = compress.load(path)
         prefix = bos_prefix(tokenizer)
 
