@@ -8,8 +8,9 @@ A checkpoint is a folder `step-<N>` inside the run's checkpoint folder:
     rng-<rank>.safetensors   each process's torch (and CUDA) RNG state
     state.json               step, loss history, param groups, anything else JSON-ready
 
-It is written to a hidden staging folder and renamed into place, so a kill at any moment
-leaves either the previous checkpoint or the new one, never half of one. Only the newest is
+It is written to a hidden staging folder (one fixed name, since every process writes into it),
+fsynced, and renamed into place, so a kill or a power cut at any moment leaves either the
+previous checkpoint or the new one, never half of one (`compress.atomic`'s fsyncs). Only the newest is
 kept. Every process calls `save` and `load`; the main process writes the shared files.
 """
 
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
+
+from compress.atomic import fsync_dir, fsync_file
 
 PREFIX = "step-"
 
@@ -79,7 +82,11 @@ def save(folder: Path, step: int, *, accelerator, model, optimizer, sampler_stat
     if accelerator.is_main_process:
         document = {"step": step, "processes": accelerator.num_processes, "optimizer": groups, **state}
         (staging / "state.json").write_text(json.dumps(document) + "\n")  # written last: marks it complete
+        for written in staging.iterdir():  # every process's files on disk before the name is
+            fsync_file(written)
+        fsync_dir(staging)
         os.replace(staging, final)
+        fsync_dir(folder)
         for old in folder.glob(f"{PREFIX}*"):
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
