@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pocket_models import largest_members
 
 import compress
-from compress.bench.modeling import max_positions
+from compress.bench.modeling import cache_argument, max_positions
 from compress.bench.text import bos_prefix, encode, load_eval_text
 from compress.formats import QuantizedLinear
 from compress.passes import RTNConfig
@@ -55,7 +55,7 @@ def window_nll(model, ids: torch.Tensor, decode: bool) -> float:
 
         cache, rows = DynamicCache(config=model.config), []
         for position in range(len(ids) - 1):
-            out = model(input_ids=ids[None, position : position + 1], past_key_values=cache, use_cache=True)
+            out = model(input_ids=ids[None, position : position + 1], **{cache_argument(model): cache}, use_cache=True)
             rows.append(out.logits[0, -1].float())
         logits = torch.stack(rows)
     return float(F.cross_entropy(logits, ids[1:], reduction="sum"))

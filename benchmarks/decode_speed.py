@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 import compress
+from compress.bench.modeling import cache_argument
 from compress.bench.roofline import cpu_read_bandwidth, roofline
 from compress.model_info import weight_bytes
 from compress.passes import RTNConfig
@@ -88,6 +89,11 @@ def build_model(path: str | None, quick: bool):
     return model
 
 
+def cached(model, cache) -> dict:
+    """The KV-cache keyword of `model.forward` ('cache' in current transformers, 'past_key_values' before)."""
+    return {cache_argument(model): cache}
+
+
 def make_cache(model, kind: str, length: int):
     import transformers
 
@@ -114,7 +120,7 @@ class Runner:
     def prefill_ms(self, model, prompt: torch.Tensor) -> float:
         cache = make_cache(model, self.cache, prompt.shape[1] + 1)
         start = time.perf_counter()
-        model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.arange(prompt.shape[1]))
+        model(input_ids=prompt, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.arange(prompt.shape[1]))
         return (time.perf_counter() - start) * 1e3
 
     @torch.inference_mode()
@@ -126,12 +132,12 @@ class Runner:
         state, times = {}, {name: [] for name in models}
         for name, model in models.items():
             cache = make_cache(model, self.cache, length + new_tokens + 1)
-            out = model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.arange(length))
+            out = model(input_ids=prompt, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.arange(length))
             state[name] = (self.step(model), cache, out.logits[:, -1:].argmax(-1))
         for position in range(length, length + new_tokens):
             for name, (step, cache, token) in state.items():
                 start = time.perf_counter()
-                out = step(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position]))
+                out = step(input_ids=token, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position]))
                 token = out.logits[:, -1:].argmax(-1)
                 times[name].append(time.perf_counter() - start)
                 state[name] = (step, cache, token)
@@ -156,13 +162,13 @@ def profile(model, prompt: torch.Tensor, runner: Runner, rows: int = 25) -> None
 
     cache = make_cache(model, runner.cache, prompt.shape[1] + 8)
     with torch.inference_mode():
-        out = model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.arange(prompt.shape[1]))
+        out = model(input_ids=prompt, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.arange(prompt.shape[1]))
         token = out.logits[:, -1:].argmax(-1)
         step = runner.step(model)
         for position in range(prompt.shape[1], prompt.shape[1] + 3):  # warm
-            token = step(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position])).logits[:, -1:].argmax(-1)
+            token = step(input_ids=token, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position])).logits[:, -1:].argmax(-1)
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-            step(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1, cache_position=torch.tensor([prompt.shape[1] + 3]))
+            step(input_ids=token, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.tensor([prompt.shape[1] + 3]))
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 

@@ -98,14 +98,16 @@ def torch_perplexity(model, windows) -> float:
 
 @torch.no_grad()
 def torch_decode(model, prompt, new_tokens: int, repeats: int) -> float:
+    from compress.bench.modeling import cache_argument, cache_of
+
     rates = []
     for _ in range(repeats):
         out = model(torch.tensor([prompt]), use_cache=True)
-        past, token = out.past_key_values, out.logits[0, -1].argmax().view(1, 1)
+        past, token = cache_of(out), out.logits[0, -1].argmax().view(1, 1)
         started = time.perf_counter()
         for _ in range(new_tokens):
-            out = model(token, past_key_values=past, use_cache=True)
-            past, token = out.past_key_values, out.logits[0, -1].argmax().view(1, 1)
+            out = model(token, **{cache_argument(model): past}, use_cache=True)
+            past, token = cache_of(out), out.logits[0, -1].argmax().view(1, 1)
         rates.append(new_tokens / (time.perf_counter() - started))
     return sorted(rates)[len(rates) // 2]
 

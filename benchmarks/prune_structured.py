@@ -98,6 +98,7 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
 
     import compress
     from compress.bench.latency import measure_latency
+    from compress.bench.modeling import cache_argument, cache_of
 
     config = transformers.LlamaConfig(
         vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
@@ -120,7 +121,7 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
             out = model(prompt, use_cache=True)
             start = time.process_time()
             for _ in range(steps):
-                out = model(out.logits[:, -1:].argmax(-1), past_key_values=out.past_key_values, use_cache=True)
+                out = model(out.logits[:, -1:].argmax(-1), **{cache_argument(model): cache_of(out)}, use_cache=True)
             return round((time.process_time() - start) / steps * 1000, 3)
 
     models = {"dense": build()}
