@@ -30,7 +30,7 @@ def recommend_command(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object (pick, runner_ups, binding, reason)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Accepted for uniformity; recommend only reads results."),  # noqa: ARG001
     materialize: Optional[Path] = typer.Option(None, "--materialize", help="Rebuild the pick from its recorded passes and write it, exported, to this path."),
-    export_format: str = typer.Option("auto", "--format", help="With --materialize: auto (compressed-tensors when exact, else hf), compressed-tensors, gguf or hf."),
+    export_format: str = typer.Option("auto", "--format", help="With --materialize: auto (compressed-tensors when it holds the pick exactly, else scalecompress's packed checkpoint; a dense pick as hf), scalecompress, compressed-tensors, gguf or hf."),
 ) -> None:
     """Pick the best measured configuration within the budget and say why.
 

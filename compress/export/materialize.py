@@ -6,8 +6,9 @@ That is enough to rebuild any measured model exactly — RTN is deterministic an
 passes draw their samples with the recorded seed — so sweeps keep no compressed copies: the
 pick is rebuilt here, its weight bytes checked against the record, and exported.
 
-Formats: `auto` (compressed-tensors when it can hold the model exactly, else dense `hf`, said
-so), or any of `compress.export.FORMATS`.
+Formats: `auto` (compressed-tensors when it can hold the model exactly; else scalecompress's own
+packed checkpoint, said so, since a dense copy would break the budget the pick was chosen for; a
+dense pick as `hf`), `scalecompress`, or any of `compress.export.FORMATS`.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def materialize(records: list[dict], recommendation, results: Path, out: Path, f
     from compress.export import FORMATS, export
     from compress.model_info import weight_bytes
 
-    if fmt not in ("auto", *FORMATS):
-        raise UserError(f"--format {fmt!r} is not supported; allowed: auto, {', '.join(FORMATS)}")
+    if fmt not in ("auto", "scalecompress", *FORMATS):
+        raise UserError(f"--format {fmt!r} is not supported; allowed: auto, scalecompress, {', '.join(FORMATS)}")
     record = _record_of(records, recommendation.pick)
     model, tokenizer = rebuild(record, results)
     rebuilt_bytes = weight_bytes(model)
@@ -79,11 +80,20 @@ def materialize(records: list[dict], recommendation, results: Path, out: Path, f
     if fmt == "auto":
         from compress.export.compressed_tensors import refusal
 
-        reason = refusal(model)
-        fmt = "hf" if reason or record.get("variant") == "dense" else "compressed-tensors"
-        note = f"compressed-tensors cannot hold it exactly ({reason}); wrote dense safetensors" if reason else None
-    target = out / "model.gguf" if fmt == "gguf" and out.suffix != ".gguf" else out
-    artifact = export(model, fmt, target, tokenizer=tokenizer)
+        reason = None if record.get("variant") == "dense" else refusal(model)
+        fmt = "hf" if record.get("variant") == "dense" else "scalecompress" if reason else "compressed-tensors"
+        if reason:  # a dense copy would break the byte budget the pick was chosen for
+            note = (f"compressed-tensors cannot hold it exactly ({reason}); wrote scalecompress's packed checkpoint "
+                    f"(load it with compress.load); --format hf writes a dense copy that plain transformers loads")
+    if fmt == "scalecompress":
+        import compress
+        from compress.export.common import folder_bytes
+
+        path = compress.save(model, out, tokenizer=tokenizer, manifest={"source_model": record.get("path"), "variant": record.get("variant")})
+        artifact = {"format": fmt, "path": str(path), "bytes": folder_bytes(path)}
+    else:
+        target = out / "model.gguf" if fmt == "gguf" and out.suffix != ".gguf" else out
+        artifact = export(model, fmt, target, tokenizer=tokenizer)
     return {
         "pick": {"model": record.get("model"), "variant": record.get("variant"), "device": record.get("device"), "source": record.get("path"), "passes": record.get("passes") or []},
         "rebuilt": {"weight_bytes": rebuilt_bytes, "recorded_weight_bytes": record.get("weight_bytes"), "matches_record": rebuilt_bytes == record.get("weight_bytes")},
