@@ -238,6 +238,12 @@ static inline float quantize32(const float* x, int8_t* q, float* d) {
 }
 
 #ifdef __AVX2__
+// 16 bytes at `low` and 16 at `high` as one register (what _mm256_loadu2_m128i does; older GCCs lack it).
+static inline __m256i load_pair(const uint8_t* low, const uint8_t* high) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(low))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(high)), 1);
+}
+
 // 32 columns of a "half" block of 2H rows times one token row's int8 activations, for the 32 rows
 // whose codes sit in bytes [0, 16) of each column (`columns` points at them; a column is H bytes):
 // rows 0-15 (low nibbles) and H..H+15 (high). In 16-bit lanes, sums[0] gets rows 0-7, [1] 8-15,
@@ -245,15 +251,14 @@ static inline float quantize32(const float* x, int8_t* q, float* d) {
 // `pairs` holds q as each step's 32 bytes: (q_c, q_c+1) x 8 in the low lane, (q_c+2, q_c+3) x 8
 // in the high. Codes <= 15 and |q| <= 127: a step adds <= 3810 per lane, eight stay below 2^15.
 template <int H>
-static inline void dot32(const uint8_t* columns, const __m256i* pairs, __m256i sums[4]) {
+static inline void dot32(const uint8_t* columns, const int8_t* pairs, __m256i sums[4]) {
   const __m256i low = _mm256_set1_epi8(0x0F);
   __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
   for (int step = 0; step < 8; ++step, columns += 4 * H) {
-    const __m256i a = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 2 * H), reinterpret_cast<const __m128i*>(columns));
-    const __m256i b = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(columns + 3 * H), reinterpret_cast<const __m128i*>(columns + H));
+    const __m256i a = load_pair(columns, columns + 2 * H), b = load_pair(columns + H, columns + 3 * H);
     const __m256i a_low = _mm256_and_si256(a, low), a_high = _mm256_and_si256(_mm256_srli_epi16(a, 4), low);
     const __m256i b_low = _mm256_and_si256(b, low), b_high = _mm256_and_si256(_mm256_srli_epi16(b, 4), low);
-    const __m256i x = _mm256_load_si256(pairs + step);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs + 32 * step));
     s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a_low, b_low), x));    // rows 0-7
     s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a_low, b_low), x));    // rows 8-15
     s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a_high, b_high), x));  // rows H..H+7
@@ -271,12 +276,12 @@ static inline __m256i widen(__m256i sums) {
 // the integer sum of each 32-input block b. Split 5-8-bit codes add 16 x their high-nibble
 // columns (src) to their low-nibble columns (src + K * H).
 template <int H>
-static inline void group32(const uint8_t* src, int64_t K, bool split, const __m256i* pairs, const float* scale, int64_t begin,
+static inline void group32(const uint8_t* src, int64_t K, bool split, const int8_t* pairs, const float* scale, int64_t begin,
                            int64_t end, __m256* out) {
   for (int64_t block = begin; block < end; block += XBLOCK) {
     __m256i high[4], lows[4];
-    dot32<H>(src + block * H, pairs + block / 4, high);
-    if (split) dot32<H>(src + (K + block) * H, pairs + block / 4, lows);
+    dot32<H>(src + block * H, pairs + 8 * block, high);
+    if (split) dot32<H>(src + (K + block) * H, pairs + 8 * block, lows);
     const __m256 d = _mm256_set1_ps(scale[block / XBLOCK]);
     for (int q = 0; q < 4; ++q) {
       const __m256i total = split ? _mm256_add_epi32(_mm256_slli_epi32(widen(high[q]), 4), widen(lows[q])) : widen(high[q]);
@@ -288,7 +293,7 @@ static inline void group32(const uint8_t* src, int64_t K, bool split, const __m2
 // A full "half" block of B = 2H rows (32: AVX2's layout, 64: AVX-512's) times the token rows, in
 // B / 32 passes of dot32's 32 rows (bytes [16 p, 16 p + 16) of each column), into y.
 template <int H>
-static void gemv_block(const uint8_t* src, int64_t K, bool split, int64_t M, const __m256i* pairs, const float* d, const float* group_sums,
+static void gemv_block(const uint8_t* src, int64_t K, bool split, int64_t M, const int8_t* pairs, const float* d, const float* group_sums,
                        int64_t G, int64_t group, const float* scale, const float* zero, int64_t valid, float* y, int64_t N) {
   const int64_t B = 2 * H, blocks = K / XBLOCK;
   for (int64_t m = 0; m < M; ++m) {
@@ -298,7 +303,7 @@ static void gemv_block(const uint8_t* src, int64_t K, bool split, int64_t M, con
       __m256 out[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
       for (int64_t g = 0; g < G; ++g) {
         __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        group32<H>(src + 16 * pass, K, split, pairs + m * K / 4, d + m * blocks, g * group, std::min(K, (g + 1) * group), sums);
+        group32<H>(src + 16 * pass, K, split, pairs + 8 * m * K, d + m * blocks, g * group, std::min(K, (g + 1) * group), sums);
         const __m256 xs = _mm256_set1_ps(group_sums[m * G + g]);
         for (int r = 0; r < 4; ++r) {
           const __m256 z = _mm256_loadu_ps(zero + g * B + first[r]), sc = _mm256_loadu_ps(scale + g * B + first[r]);
@@ -333,12 +338,12 @@ extern "C" int scalecompress_packed_gemv(const float* x, int64_t M, const Packed
   }
 #ifdef __AVX2__
   // Each step's 32 bytes for vpmaddubsw: (q_c, q_c+1) x 8 in the low lane, (q_c+2, q_c+3) x 8 in the high.
-  std::vector<__m256i> pairs(M * K / 4);
+  std::vector<int8_t> pairs(8 * M * K);  // 32 bytes per step of 4 inputs
   const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
   for (int64_t step = 0; step < M * K / 4; ++step) {
     int32_t four;
     std::memcpy(&four, q.data() + 4 * step, 4);
-    pairs[step] = _mm256_shuffle_epi8(_mm256_set1_epi32(four), spread);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pairs.data() + 32 * step), _mm256_shuffle_epi8(_mm256_set1_epi32(four), spread));
   }
 #endif
 #pragma omp parallel num_threads(threads)
