@@ -8,7 +8,7 @@ into a buffer that stays in cache and multiplies it with the BLAS `sgemm` PyTorc
 dense weight never exists and the GEMM runs at BLAS speed. Values are exact: `(code - zero) *
 scale` with the stored fp16 scales and zeros, the same numbers as `QuantizedLinear.dequantize()`.
 
-`decode`: a few token rows straight from the codes (AVX2, blocks of 32 rows). The activations are
+`decode`: a few token rows straight from the codes (AVX2; the layout's blocks of 32 or 64 rows). The activations are
 quantized to int8 per 32 inputs as llama.cpp does for its Q4_0/Q8_0 dot products (d = max|x| / 127,
 q = round(x / d)), codes times q are summed in integers (vpmaddubsw, four input columns per step)
 and the exact fp16 scale and zero are applied once per group. The result is the exact product with

@@ -254,7 +254,9 @@ class QuantizedLinear(PackedModule):
         the int4 layout refuses)."""
         if rows < 1 or not self._kernel_possible():
             return "dequantize-gemm"
-        prefill, decodes = _prefill_available(), self._native_decode_rows() > 0
+        kernel = self._kernel  # once converted, its own record of what was built then
+        prefill = kernel.native_prefill if kernel is not None else _prefill_available()
+        decodes = (kernel.native_decode_rows if kernel is not None else self._native_decode_rows()) > 0
         if rows <= max_kernel_rows(self.bits, prefill, decodes):
             return "packed-decode" if decodes else "cpu-int4" if self.bits <= 4 else "cpu-int4x2"
         return "packed-prefill" if prefill else "dequantize-gemm"
