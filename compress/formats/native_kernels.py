@@ -8,13 +8,14 @@ into a buffer that stays in cache and multiplies it with the BLAS `sgemm` PyTorc
 dense weight never exists and the GEMM runs at BLAS speed. Values are exact: `(code - zero) *
 scale` with the stored fp16 scales and zeros, the same numbers as `QuantizedLinear.dequantize()`.
 
-`decode`: a few token rows straight from the codes (AVX2; the layout's blocks of 32 or 64 rows). The activations are
-quantized to int8 per 32 inputs as llama.cpp does for its Q4_0/Q8_0 dot products (d = max|x| / 127,
-q = round(x / d)), codes times q are summed in integers (vpmaddubsw, four input columns per step)
-and the exact fp16 scale and zero are applied once per group. The result is the exact product with
-the dequantized activations d * q, within 2^-8 of each block's largest input: as close as the int4
-op's bf16 activations. At one row it runs 2x as fast as the int4 op and at every row count up to 32
-it beats both the op and the prefill kernel at 2-4 bits (8 at 5-8 bits), so layers use it there
+`decode`: a few token rows straight from the codes (AVX2; the layout's blocks of 32 or 64 rows).
+The activations are quantized to int8 per 32 inputs as llama.cpp does for its Q4_0/Q8_0 dot
+products (d = max|x| / 127, q = round(x / d)), codes times q are summed in integers (vpmaddubsw,
+four input columns per step) and the exact fp16 scale and zero are applied once per group. The
+result is the exact product with the dequantized activations d * q, within 2^-8 of each block's
+largest input: as close as the int4 op's bf16 activations. At one row it runs 2x as fast as the
+int4 op, and up to 32 rows it beats both the op and the prefill kernel at 2-4 bits (8 at 5-8
+bits), so layers use it there
 (benchmarks/decode_speed.py --crossover).
 
 Both are plain C++ (no PyTorch headers), built on first use with the system compiler in about a
