@@ -53,9 +53,9 @@ def window_nll(model, ids: torch.Tensor, decode: bool) -> float:
     else:
         from transformers import DynamicCache
 
-        cache, rows = DynamicCache(config=model.config), []
+        cache, rows, keyword = DynamicCache(config=model.config), [], cache_argument(model)
         for position in range(len(ids) - 1):
-            out = model(input_ids=ids[None, position : position + 1], **{cache_argument(model): cache}, use_cache=True)
+            out = model(input_ids=ids[None, position : position + 1], **{keyword: cache}, use_cache=True)
             rows.append(out.logits[0, -1].float())
         logits = torch.stack(rows)
     return float(F.cross_entropy(logits, ids[1:], reduction="sum"))

@@ -29,6 +29,7 @@ import argparse
 import collections
 import copy
 import dataclasses
+import functools
 import os
 import statistics
 import sys
@@ -90,8 +91,14 @@ def build_model(path: str | None, quick: bool):
 
 
 def cached(model, cache) -> dict:
-    """The KV-cache keyword of `model.forward` ('cache' in current transformers, 'past_key_values' before)."""
-    return {cache_argument(model): cache}
+    """The KV cache under `model.forward`'s keyword ('cache' in current transformers,
+    'past_key_values' before), looked up once per model class: this runs inside the timed steps."""
+    return {_cache_keyword(type(model)): cache}
+
+
+@functools.cache
+def _cache_keyword(model_class) -> str:
+    return cache_argument(model_class)
 
 
 def make_cache(model, kind: str, length: int):
@@ -133,11 +140,11 @@ class Runner:
         for name, model in models.items():
             cache = make_cache(model, self.cache, length + new_tokens + 1)
             out = model(input_ids=prompt, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.arange(length))
-            state[name] = (self.step(model), cache, out.logits[:, -1:].argmax(-1))
+            state[name] = (self.step(model), cached(model, cache), out.logits[:, -1:].argmax(-1))
         for position in range(length, length + new_tokens):
             for name, (step, cache, token) in state.items():
                 start = time.perf_counter()
-                out = step(input_ids=token, **cached(model, cache), use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position]))
+                out = step(input_ids=token, **cache, use_cache=True, logits_to_keep=1, cache_position=torch.tensor([position]))
                 token = out.logits[:, -1:].argmax(-1)
                 times[name].append(time.perf_counter() - start)
                 state[name] = (step, cache, token)

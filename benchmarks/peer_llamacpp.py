@@ -100,13 +100,13 @@ def torch_perplexity(model, windows) -> float:
 def torch_decode(model, prompt, new_tokens: int, repeats: int) -> float:
     from compress.bench.modeling import cache_argument, cache_of
 
-    rates = []
+    rates, keyword = [], cache_argument(model)
     for _ in range(repeats):
         out = model(torch.tensor([prompt]), use_cache=True)
         past, token = cache_of(out), out.logits[0, -1].argmax().view(1, 1)
         started = time.perf_counter()
         for _ in range(new_tokens):
-            out = model(token, **{cache_argument(model): past}, use_cache=True)
+            out = model(token, **{keyword: past}, use_cache=True)
             past, token = cache_of(out), out.logits[0, -1].argmax().view(1, 1)
         rates.append(new_tokens / (time.perf_counter() - started))
     return sorted(rates)[len(rates) // 2]

@@ -117,11 +117,12 @@ def smol_shaped(workdir: Path, repeats: int) -> dict:
         return round(measure_latency(model, prompt, new_tokens=16, repeats=1, warmup=1, progress=False)["decode_ms_per_token"], 3)
 
     def decode_cpu(model, steps: int = 16) -> float:
+        keyword = cache_argument(model)
         with torch.no_grad():
             out = model(prompt, use_cache=True)
             start = time.process_time()
             for _ in range(steps):
-                out = model(out.logits[:, -1:].argmax(-1), **{cache_argument(model): cache_of(out)}, use_cache=True)
+                out = model(out.logits[:, -1:].argmax(-1), **{keyword: cache_of(out)}, use_cache=True)
             return round((time.process_time() - start) / steps * 1000, 3)
 
     models = {"dense": build()}
